@@ -1,0 +1,1 @@
+"""Generated protocol code for gymrpc.v1 (written by `make proto`; do not edit)."""

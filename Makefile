@@ -11,6 +11,8 @@ ADDRESS ?=
 PROTO_FILES := $(sort $(wildcard proto/gymrpc/v1/*.proto))
 GEN_DIR := src/gymrpc/v1
 PYTEST_ARGS ?=
+SERVE_ARGS ?=
+BENCH_ARGS ?=
 
 .PHONY: help venv proto proto-check lint fmt test check bench serve clean
 
@@ -46,6 +48,17 @@ test: $(STAMP)  ## run the test-suite
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 check: proto-check lint test  ## what CI runs
+
+BENCH_STAMP := $(VENV)/.installed-bench
+$(BENCH_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet -e '.[dev,bench]'
+	touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)  ## benchmark against the gRPC floor, in-process vectorizers and dm_env_rpc
+	$(PY) benchmarks/bench.py $(BENCH_ARGS)
+
+serve: $(STAMP)  ## run the server; ADDRESS=host:port overrides GYMRPC_ADDRESS / 127.0.0.1:50051
+	$(BIN)/gymrpc-server $(if $(ADDRESS),--address $(ADDRESS)) $(SERVE_ARGS)
 
 clean:  ## remove the virtualenv and caches
 	rm -rf $(VENV) build .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -32,6 +32,7 @@ __all__ = [
     "EpisodeEndedError",
     "FailedPreconditionError",
     "GymrpcError",
+    "InternalServerError",
     "InvalidActionError",
     "InvalidArgumentError",
     "InvalidNumEnvsError",
@@ -55,6 +56,7 @@ __all__ = [
     "StepQuotaExhaustedError",
     "TensorTooLargeError",
     "UnavailableError",
+    "UnknownAttributeError",
     "UnsupportedAutoresetError",
     "UnsupportedSpaceError",
     "from_rpc_error",
@@ -113,6 +115,10 @@ class GymrpcError(Exception):
         status = status_pb2.Status(code=self.code.value[0], message=self.message)
         info = error_details_pb2.ErrorInfo(reason=self.reason, domain=DOMAIN)
         info.metadata.update(self.metadata)
+        if self.field is not None:
+            # BadRequest only accompanies INVALID_ARGUMENT; the field is useful for
+            # every code (e.g. the option a PERMISSION_DENIED is about).
+            info.metadata["field"] = self.field
         status.details.add().Pack(info)
         if self.field is not None and self.code is grpc.StatusCode.INVALID_ARGUMENT:
             bad_request = error_details_pb2.BadRequest()
@@ -189,6 +195,12 @@ class InvalidNumEnvsError(InvalidArgumentError):
     """``num_envs`` is not a positive number."""
 
     default_reason = "INVALID_NUM_ENVS"
+
+
+class UnknownAttributeError(InvalidArgumentError, AttributeError):
+    """The sub-environments have no attribute (or method) of that name."""
+
+    default_reason = "UNKNOWN_ATTRIBUTE"
 
 
 class OutOfOrderError(InvalidArgumentError):
@@ -341,6 +353,13 @@ class EnvironmentFailureError(GymrpcError, RuntimeError):
     default_reason = "ENVIRONMENT_ERROR"
 
 
+class InternalServerError(GymrpcError, RuntimeError):
+    """The server itself failed (a bug to report), INTERNAL."""
+
+    code = grpc.StatusCode.INTERNAL
+    default_reason = "INTERNAL"
+
+
 class ProtocolVersionError(GymrpcError):
     """Client and server speak different major versions of the protocol."""
 
@@ -406,6 +425,7 @@ def from_status(status: status_pb2.Status) -> GymrpcError:
         if detail.Unpack(info) and info.domain == DOMAIN:
             reason = info.reason
             metadata = dict(info.metadata)
+            field = metadata.pop("field", field)
         elif detail.Unpack(bad_request) and bad_request.field_violations:
             field = bad_request.field_violations[0].field
     cls = _BY_REASON.get(reason or "")

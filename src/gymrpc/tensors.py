@@ -12,6 +12,7 @@ goes through Python lists.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from typing import Any, Final, TypeAlias
 
@@ -57,7 +58,21 @@ _DTYPE_BY_CODE: Final[dict[DataTypeValue, np.dtype[Any]]] = {
 _CODE_BY_KIND_SIZE: Final[dict[tuple[str, int], DataTypeValue]] = {
     (dtype.kind, dtype.itemsize): code for code, dtype in _DTYPE_BY_CODE.items()
 }
+# The same, keyed by numpy's type number: one dict lookup on the hot path. Platform
+# aliases (int64 is 'l' or 'q') have distinct numbers, so every alias is listed.
+_CODE_BY_NUM: Final[dict[int, DataTypeValue]] = {
+    np.dtype(char).num: _CODE_BY_KIND_SIZE[(np.dtype(char).kind, np.dtype(char).itemsize)]
+    for char in "?bhilqBHILQefd"
+    if (np.dtype(char).kind, np.dtype(char).itemsize) in _CODE_BY_KIND_SIZE
+}
+_LITTLE_ENDIAN_HOST: Final = sys.byteorder == "little"
 _SUPPORTED = "bool, int8-int64, uint8-uint64, float16, float32 or float64"
+# Decoding a (dtype, shape) seen before skips shape validation: what remains per tensor
+# is one dict lookup, a length check and numpy's frombuffer. Bounded so that hostile
+# shapes cannot grow it.
+_LAYOUTS: dict[tuple[int, int, tuple[int, ...]], tuple[np.dtype[Any], int]] = {}
+_LAYOUT_CACHE_SIZE: Final = 4096
+_BOOL_BYTES: Final = bytes([0, 1])
 
 
 def data_type_of(dtype: npt.DTypeLike, *, field: str = "tensor") -> DataTypeValue:
@@ -121,12 +136,15 @@ def fill_tensor(message: tensor_pb2.Tensor, array: npt.ArrayLike, *, field: str 
     Raises:
         InvalidValueError: If the dtype has no wire type.
     """
-    arr = np.asarray(array)
-    message.dtype = data_type_of(arr.dtype, field=field)
-    wire_dtype = arr.dtype.newbyteorder("<")
-    if arr.dtype != wire_dtype:
-        arr = arr.astype(wire_dtype)
-    message.shape[:] = arr.shape
+    arr = array if type(array) is np.ndarray else np.asarray(array)
+    dtype = arr.dtype
+    code = _CODE_BY_NUM.get(dtype.num)
+    if code is None:
+        code = data_type_of(dtype, field=field)
+    if not (dtype.isnative and _LITTLE_ENDIAN_HOST) and dtype.byteorder != "|":
+        arr = arr.astype(dtype.newbyteorder("<"))
+    message.dtype = code
+    message.shape.extend(arr.shape)
     # tobytes() always emits C order, whatever the array's strides.
     message.data = arr.tobytes()
 
@@ -209,25 +227,38 @@ def decode_tensor(
             length does not match the shape, or a bool byte is neither 0 nor 1.
         TensorTooLargeError: If the shape exceeds ``max_elements``.
     """
-    dtype = dtype_of(message.dtype, field=f"{field}.dtype")
     shape = tuple(message.shape)
-    size = check_shape(shape, field=f"{field}.shape", max_elements=max_elements)
+    key = (message.dtype, max_elements, shape)
+    layout = _LAYOUTS.get(key)
+    if layout is None:
+        layout = _layout(message.dtype, shape, field, max_elements)
+        if len(_LAYOUTS) < _LAYOUT_CACHE_SIZE:
+            _LAYOUTS[key] = layout
+    dtype, nbytes = layout
     data = message.data
-    expected = size * dtype.itemsize
-    if len(data) != expected:
+    if len(data) != nbytes:
+        size = nbytes // dtype.itemsize
         raise InvalidTensorError(
             f"{field}.data: {len(data)} bytes for shape {list(shape)} of "
             f"{tensor_pb2.DataType.Name(message.dtype)}; expected {size} elements x "
-            f"{dtype.itemsize} bytes = {expected} bytes",
+            f"{dtype.itemsize} bytes = {nbytes} bytes",
             field=f"{field}.data",
         )
-    if dtype.kind == "b" and size:
+    if dtype.kind == "b" and data.translate(None, _BOOL_BYTES):
         raw = np.frombuffer(data, dtype=np.uint8)
-        if raw.max() > 1:
-            raise InvalidTensorError(
-                f"{field}.data: bool element {int(np.argmax(raw > 1))} is byte "
-                f"{int(raw[raw > 1][0])}; bool elements must be 0 or 1",
-                field=f"{field}.data",
-            )
+        bad = int(np.argmax(raw > 1))
+        raise InvalidTensorError(
+            f"{field}.data: bool element {bad} is byte {int(raw[bad])}; bool elements must "
+            "be 0 or 1",
+            field=f"{field}.data",
+        )
     array = np.frombuffer(data, dtype=dtype).reshape(shape)
     return array.copy() if copy else array
+
+
+def _layout(
+    code: int, shape: tuple[int, ...], field: str, max_elements: int
+) -> tuple[np.dtype[Any], int]:
+    dtype = dtype_of(code, field=f"{field}.dtype")
+    size = check_shape(shape, field=f"{field}.shape", max_elements=max_elements)
+    return dtype, size * dtype.itemsize

@@ -136,6 +136,9 @@ def fill_value(message: value_pb2.Value, obj: Any, *, field: str = "value") -> N
     Raises:
         InvalidValueError: If ``obj`` (or something inside it) cannot be carried.
     """
+    if type(obj) is np.ndarray and obj.dtype.kind != "O":
+        fill_tensor(message.array_value, obj, field=field)
+        return
     filler = _FILLERS.get(type(obj))
     if filler is not None:
         filler(message, obj, field)
@@ -199,9 +202,12 @@ def fill_map(message: value_pb2.ValueMap, obj: Mapping[Any, Any], *, field: str 
                 f"{field}: key {key!r} is a {type(key).__name__}; expected str keys",
                 field=field,
             )
-        entry = entries.add()
-        entry.key = key
-        fill_value(entry.value, item, field=f"{field}.{key}")
+        entry = entries.add(key=key)
+        # Numeric arrays are nearly every entry of a vector info: skip the dispatch.
+        if type(item) is np.ndarray and item.dtype.kind != "O":
+            fill_tensor(entry.value.array_value, item, field=f"{field}.{key}")
+        else:
+            fill_value(entry.value, item, field=f"{field}.{key}")
 
 
 def encode_map(obj: Mapping[Any, Any], *, field: str = "map") -> value_pb2.ValueMap:
@@ -255,6 +261,8 @@ def decode_value(
         TensorTooLargeError: If a shape exceeds ``max_elements``.
     """
     kind = message.WhichOneof("kind")
+    if kind == "array_value":
+        return decode_tensor(message.array_value, field=field, max_elements=max_elements)
     if kind is None:
         raise InvalidValueError(
             f"{field}: no kind is set in the Value; expected exactly one", field=field
@@ -334,12 +342,18 @@ def decode_map(
     Raises:
         InvalidValueError: If a key repeats, or a value is malformed.
     """
-    result = {
-        entry.key: decode_value(
-            entry.value, field=f"{field}.{entry.key}", max_elements=max_elements
-        )
-        for entry in message.entries
-    }
+    result = {}
+    for entry in message.entries:
+        value = entry.value
+        if value.WhichOneof("kind") == "array_value":
+            # The common case in vector infos; skip the dispatch.
+            result[entry.key] = decode_tensor(
+                value.array_value, field=f"{field}.{entry.key}", max_elements=max_elements
+            )
+        else:
+            result[entry.key] = decode_value(
+                value, field=f"{field}.{entry.key}", max_elements=max_elements
+            )
     if len(result) != len(message.entries):
         keys = [entry.key for entry in message.entries]
         duplicate = next(key for index, key in enumerate(keys) if key in keys[:index])

@@ -65,6 +65,18 @@ gRPC's 4 MiB default) and SHOULD set a deadline on every call.
 
 See errors.proto for the table of status codes and ErrorReason values.
 
+# Notes for other languages
+
+* `google/rpc/status.proto` comes from Google's googleapis repository (packaged as
+  googleapis-common-protos for Python, google-proto-files for npm); the
+  `google/protobuf` types ship with every protobuf runtime.
+* 64-bit integers (`sequence`, `seed`, tensor `shape`, `int_value`) do not fit a
+  JavaScript number: protobuf.js and @grpc/proto-loader hand them over as strings
+  or Long objects unless configured otherwise (e.g. `longs: String`).
+* Tensor bytes are little-endian; in JavaScript read them with a DataView and
+  `littleEndian = true` (e.g. `getFloat64(offset, true)`, `getBigInt64(offset, true)`).
+* Examples: `examples/node/` drives the turbofan environment from JavaScript.
+
 # Versioning
 
 This file is protocol 1.0. Minor versions only add fields, messages, enum values
@@ -152,6 +164,46 @@ reset mask. Stepping while a sub-environment has ended and was not reset fails
 with FAILED_PRECONDITION (reason EPISODE_ENDED).
 """
 Global___AutoresetMode: _TypeAlias = AutoresetMode  # noqa: Y015
+
+class _VectorizationMode:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _VectorizationModeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_VectorizationMode.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    VECTORIZATION_MODE_UNSPECIFIED: _VectorizationMode.ValueType  # 0
+    """The server chooses: the environment's native vector implementation when it has
+    one that supports the requested autoreset mode, otherwise SYNC.
+    """
+    VECTORIZATION_MODE_VECTOR_ENTRY_POINT: _VectorizationMode.ValueType  # 1
+    """The environment's own vector implementation (its `vector_entry_point`), usually
+    much faster. Its seeding may differ from SYNC's: Gymnasium's CartPole vector
+    environment, for instance, draws all sub-environments from one random stream.
+    """
+    VECTORIZATION_MODE_SYNC: _VectorizationMode.ValueType  # 2
+    """`gymnasium.vector.SyncVectorEnv` over `num_envs` single environments: results are
+    identical to running SyncVectorEnv locally with the same seeds and actions.
+    """
+
+class VectorizationMode(_VectorizationMode, metaclass=_VectorizationModeEnumTypeWrapper):
+    """VectorizationMode is how the server runs the batch of a session, as in
+    `gymnasium.make_vec(..., vectorization_mode=...)`.
+    """
+
+VECTORIZATION_MODE_UNSPECIFIED: VectorizationMode.ValueType  # 0
+"""The server chooses: the environment's native vector implementation when it has
+one that supports the requested autoreset mode, otherwise SYNC.
+"""
+VECTORIZATION_MODE_VECTOR_ENTRY_POINT: VectorizationMode.ValueType  # 1
+"""The environment's own vector implementation (its `vector_entry_point`), usually
+much faster. Its seeding may differ from SYNC's: Gymnasium's CartPole vector
+environment, for instance, draws all sub-environments from one random stream.
+"""
+VECTORIZATION_MODE_SYNC: VectorizationMode.ValueType  # 2
+"""`gymnasium.vector.SyncVectorEnv` over `num_envs` single environments: results are
+identical to running SyncVectorEnv locally with the same seeds and actions.
+"""
+Global___VectorizationMode: _TypeAlias = VectorizationMode  # noqa: Y015
 
 class _Role:
     ValueType = _typing.NewType("ValueType", _builtins.int)
@@ -473,19 +525,17 @@ class EnvironmentInfo(_message.Message):
     NATIVE_VECTOR_FIELD_NUMBER: _builtins.int
     AUTORESET_MODES_FIELD_NUMBER: _builtins.int
     METADATA_FIELD_NUMBER: _builtins.int
-    UNAVAILABLE_REASON_FIELD_NUMBER: _builtins.int
+    MAX_EPISODE_STEPS_FIELD_NUMBER: _builtins.int
     env_id: _builtins.str
     """Gymnasium registration id, for example "CartPole-v1"."""
     description: _builtins.str
     """One-line description (the first line of the environment's docstring)."""
     native_vector: _builtins.bool
-    """True when the server steps the batch with a native vector implementation rather
-    than a loop over single environments (in the default autoreset mode).
+    """True when the environment has a native vector implementation
+    (VECTORIZATION_MODE_VECTOR_ENTRY_POINT is available).
     """
-    unavailable_reason: _builtins.str
-    """Why the spaces are missing, when the server could not build the environment
-    with default options; empty otherwise.
-    """
+    max_episode_steps: _builtins.int
+    """The episode step limit of the environment's registration, 0 when it has none."""
     @_builtins.property
     def single_observation_space(self) -> _space_pb2.Space:
         """Observation space of one sub-environment with default options. Options may change
@@ -521,11 +571,11 @@ class EnvironmentInfo(_message.Message):
         native_vector: _builtins.bool = ...,
         autoreset_modes: _abc.Iterable[Global___AutoresetMode.ValueType] | None = ...,
         metadata: _value_pb2.ValueMap | None = ...,
-        unavailable_reason: _builtins.str = ...,
+        max_episode_steps: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["metadata", b"metadata", "single_action_space", b"single_action_space", "single_observation_space", b"single_observation_space"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["autoreset_modes", b"autoreset_modes", "description", b"description", "env_id", b"env_id", "metadata", b"metadata", "native_vector", b"native_vector", "options", b"options", "single_action_space", b"single_action_space", "single_observation_space", b"single_observation_space", "unavailable_reason", b"unavailable_reason"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["autoreset_modes", b"autoreset_modes", "description", b"description", "env_id", b"env_id", "max_episode_steps", b"max_episode_steps", "metadata", b"metadata", "native_vector", b"native_vector", "options", b"options", "single_action_space", b"single_action_space", "single_observation_space", b"single_observation_space"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -605,6 +655,7 @@ class CreateSessionRequest(_message.Message):
     AUTORESET_MODE_FIELD_NUMBER: _builtins.int
     ENV_OPTIONS_FIELD_NUMBER: _builtins.int
     SEED_FIELD_NUMBER: _builtins.int
+    VECTORIZATION_MODE_FIELD_NUMBER: _builtins.int
     env_id: _builtins.str
     """Registered id of the environment; see ListEnvironments."""
     num_envs: _builtins.int
@@ -615,6 +666,11 @@ class CreateSessionRequest(_message.Message):
     """When set, the session's first reset that carries no seed of its own uses this one
     (sub-environment i gets seed + i), so `make_vec(..., seed=s)` then `reset()` is
     reproducible.
+    """
+    vectorization_mode: Global___VectorizationMode.ValueType
+    """How to run the batch; UNSPECIFIED lets the server choose (see VectorizationMode).
+    Asking for VECTOR_ENTRY_POINT on an environment without one, or in an autoreset
+    mode it does not support, is FAILED_PRECONDITION (UNSUPPORTED_AUTORESET).
     """
     @_builtins.property
     def env_options(self) -> _containers.MessageMap[_builtins.str, _value_pb2.Value]:
@@ -630,10 +686,11 @@ class CreateSessionRequest(_message.Message):
         autoreset_mode: Global___AutoresetMode.ValueType = ...,
         env_options: _abc.Mapping[_builtins.str, _value_pb2.Value] | None = ...,
         seed: _builtins.int | None = ...,
+        vectorization_mode: Global___VectorizationMode.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_seed", b"_seed", "seed", b"seed"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_seed", b"_seed", "autoreset_mode", b"autoreset_mode", "env_id", b"env_id", "env_options", b"env_options", "num_envs", b"num_envs", "seed", b"seed"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_seed", b"_seed", "autoreset_mode", b"autoreset_mode", "env_id", b"env_id", "env_options", b"env_options", "num_envs", b"num_envs", "seed", b"seed", "vectorization_mode", b"vectorization_mode"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__seed: _TypeAlias = _typing.Literal["seed"]  # noqa: Y015
     _WhichOneofArgType__seed: _TypeAlias = _typing.Literal["_seed", b"_seed"]  # noqa: Y015
@@ -704,6 +761,7 @@ class Session(_message.Message):
     LAST_SEQUENCE_FIELD_NUMBER: _builtins.int
     NEEDS_RESET_FIELD_NUMBER: _builtins.int
     MAX_EPISODE_STEPS_FIELD_NUMBER: _builtins.int
+    VECTORIZATION_MODE_FIELD_NUMBER: _builtins.int
     session_id: _builtins.str
     """Opaque, unguessable identifier; pass it in every request on the session."""
     env_id: _builtins.str
@@ -720,6 +778,8 @@ class Session(_message.Message):
     """True until the session's first reset."""
     max_episode_steps: _builtins.int
     """The episode step limit of the environment's registration, 0 when it has none."""
+    vectorization_mode: Global___VectorizationMode.ValueType
+    """How the server runs the batch (never UNSPECIFIED)."""
     @_builtins.property
     def single_observation_space(self) -> _space_pb2.Space:
         """Observation space of one sub-environment."""
@@ -751,10 +811,11 @@ class Session(_message.Message):
         last_sequence: _builtins.int = ...,
         needs_reset: _builtins.bool = ...,
         max_episode_steps: _builtins.int = ...,
+        vectorization_mode: Global___VectorizationMode.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["metadata", b"metadata", "single_action_space", b"single_action_space", "single_observation_space", b"single_observation_space"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["autoreset_mode", b"autoreset_mode", "env_id", b"env_id", "env_options", b"env_options", "last_sequence", b"last_sequence", "max_episode_steps", b"max_episode_steps", "metadata", b"metadata", "needs_reset", b"needs_reset", "num_envs", b"num_envs", "render_mode", b"render_mode", "session_id", b"session_id", "single_action_space", b"single_action_space", "single_observation_space", b"single_observation_space"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["autoreset_mode", b"autoreset_mode", "env_id", b"env_id", "env_options", b"env_options", "last_sequence", b"last_sequence", "max_episode_steps", b"max_episode_steps", "metadata", b"metadata", "needs_reset", b"needs_reset", "num_envs", b"num_envs", "render_mode", b"render_mode", "session_id", b"session_id", "single_action_space", b"single_action_space", "single_observation_space", b"single_observation_space", "vectorization_mode", b"vectorization_mode"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1144,7 +1205,7 @@ Global___StreamSessionResponse: _TypeAlias = StreamSessionResponse  # noqa: Y015
 
 @_typing.final
 class CallRequest(_message.Message):
-    """CallRequest calls a method on every sub-environment."""
+    """CallRequest calls a method on every sub-environment, or on some."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -1173,6 +1234,7 @@ class CallRequest(_message.Message):
     NAME_FIELD_NUMBER: _builtins.int
     ARGS_FIELD_NUMBER: _builtins.int
     KWARGS_FIELD_NUMBER: _builtins.int
+    ENV_INDICES_FIELD_NUMBER: _builtins.int
     session_id: _builtins.str
     """The session's id."""
     name: _builtins.str
@@ -1185,6 +1247,10 @@ class CallRequest(_message.Message):
     def kwargs(self) -> _containers.MessageMap[_builtins.str, _value_pb2.Value]:
         """Keyword arguments."""
 
+    @_builtins.property
+    def env_indices(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+        """The sub-environments to call, each in 0..num_envs-1; empty means all, in order."""
+
     def __init__(
         self,
         *,
@@ -1192,10 +1258,11 @@ class CallRequest(_message.Message):
         name: _builtins.str = ...,
         args: _abc.Iterable[_value_pb2.Value] | None = ...,
         kwargs: _abc.Mapping[_builtins.str, _value_pb2.Value] | None = ...,
+        env_indices: _abc.Iterable[_builtins.int] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["args", b"args", "kwargs", b"kwargs", "name", b"name", "session_id", b"session_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["args", b"args", "env_indices", b"env_indices", "kwargs", b"kwargs", "name", b"name", "session_id", b"session_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1210,7 +1277,7 @@ class CallResponse(_message.Message):
     RESULTS_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def results(self) -> _containers.RepeatedCompositeFieldContainer[_value_pb2.Value]:
-        """One result per sub-environment, in order."""
+        """One result per called sub-environment, in the order called."""
 
     def __init__(
         self,
@@ -1227,25 +1294,31 @@ Global___CallResponse: _TypeAlias = CallResponse  # noqa: Y015
 
 @_typing.final
 class GetAttrRequest(_message.Message):
-    """GetAttrRequest reads an attribute of every sub-environment."""
+    """GetAttrRequest reads an attribute of every sub-environment, or of some."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
     SESSION_ID_FIELD_NUMBER: _builtins.int
     NAME_FIELD_NUMBER: _builtins.int
+    ENV_INDICES_FIELD_NUMBER: _builtins.int
     session_id: _builtins.str
     """The session's id."""
     name: _builtins.str
     """Attribute name; MUST NOT start with an underscore."""
+    @_builtins.property
+    def env_indices(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+        """The sub-environments to read, each in 0..num_envs-1; empty means all, in order."""
+
     def __init__(
         self,
         *,
         session_id: _builtins.str = ...,
         name: _builtins.str = ...,
+        env_indices: _abc.Iterable[_builtins.int] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name", "session_id", b"session_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["env_indices", b"env_indices", "name", b"name", "session_id", b"session_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1260,7 +1333,7 @@ class GetAttrResponse(_message.Message):
     VALUES_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def values(self) -> _containers.RepeatedCompositeFieldContainer[_value_pb2.Value]:
-        """One value per sub-environment, in order."""
+        """One value per sub-environment read, in the order read."""
 
     def __init__(
         self,
@@ -1277,22 +1350,27 @@ Global___GetAttrResponse: _TypeAlias = GetAttrResponse  # noqa: Y015
 
 @_typing.final
 class SetAttrRequest(_message.Message):
-    """SetAttrRequest sets an attribute of every sub-environment."""
+    """SetAttrRequest sets an attribute of every sub-environment, or of some."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
     SESSION_ID_FIELD_NUMBER: _builtins.int
     NAME_FIELD_NUMBER: _builtins.int
     VALUES_FIELD_NUMBER: _builtins.int
+    ENV_INDICES_FIELD_NUMBER: _builtins.int
     session_id: _builtins.str
     """The session's id."""
     name: _builtins.str
     """Attribute name; MUST NOT start with an underscore."""
     @_builtins.property
     def values(self) -> _containers.RepeatedCompositeFieldContainer[_value_pb2.Value]:
-        """Either exactly one value, set on every sub-environment, or num_envs values, one
-        per sub-environment in order.
+        """Either exactly one value, set on every selected sub-environment, or one value
+        per selected sub-environment, in order.
         """
+
+    @_builtins.property
+    def env_indices(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+        """The sub-environments to change, each in 0..num_envs-1; empty means all."""
 
     def __init__(
         self,
@@ -1300,10 +1378,11 @@ class SetAttrRequest(_message.Message):
         session_id: _builtins.str = ...,
         name: _builtins.str = ...,
         values: _abc.Iterable[_value_pb2.Value] | None = ...,
+        env_indices: _abc.Iterable[_builtins.int] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name", "session_id", b"session_id", "values", b"values"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["env_indices", b"env_indices", "name", b"name", "session_id", b"session_id", "values", b"values"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -187,8 +187,12 @@ class EnvServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def Call(self, request, context):
-        """Call calls a method of every sub-environment (`VectorEnv.call`) and returns the
-        results. Names starting with an underscore are refused (PERMISSION_DENIED).
+        """Call calls a method of every sub-environment (`VectorEnv.call`), or of those in
+        `env_indices`, and returns the results. Names starting with an underscore are
+        refused (PERMISSION_DENIED). By default only admins may use Call, GetAttr and
+        SetAttr: attributes can reveal hidden state. An unknown name is INVALID_ARGUMENT
+        (reason UNKNOWN_ATTRIBUTE); a session run by a native vector implementation has
+        no sub-environments and answers Call and SetAttr with UNIMPLEMENTED.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

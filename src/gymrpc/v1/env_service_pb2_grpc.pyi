@@ -65,6 +65,18 @@ gRPC's 4 MiB default) and SHOULD set a deadline on every call.
 
 See errors.proto for the table of status codes and ErrorReason values.
 
+# Notes for other languages
+
+* `google/rpc/status.proto` comes from Google's googleapis repository (packaged as
+  googleapis-common-protos for Python, google-proto-files for npm); the
+  `google/protobuf` types ship with every protobuf runtime.
+* 64-bit integers (`sequence`, `seed`, tensor `shape`, `int_value`) do not fit a
+  JavaScript number: protobuf.js and @grpc/proto-loader hand them over as strings
+  or Long objects unless configured otherwise (e.g. `longs: String`).
+* Tensor bytes are little-endian; in JavaScript read them with a DataView and
+  `littleEndian = true` (e.g. `getFloat64(offset, true)`, `getBigInt64(offset, true)`).
+* Examples: `examples/node/` drives the turbofan environment from JavaScript.
+
 # Versioning
 
 This file is protocol 1.0. Minor versions only add fields, messages, enum values
@@ -158,8 +170,12 @@ class EnvServiceStub:
       can attach to the same session and continue.
     """
     Call: _grpc.UnaryUnaryMultiCallable[_env_service_pb2.CallRequest, _env_service_pb2.CallResponse]
-    """Call calls a method of every sub-environment (`VectorEnv.call`) and returns the
-    results. Names starting with an underscore are refused (PERMISSION_DENIED).
+    """Call calls a method of every sub-environment (`VectorEnv.call`), or of those in
+    `env_indices`, and returns the results. Names starting with an underscore are
+    refused (PERMISSION_DENIED). By default only admins may use Call, GetAttr and
+    SetAttr: attributes can reveal hidden state. An unknown name is INVALID_ARGUMENT
+    (reason UNKNOWN_ATTRIBUTE); a session run by a native vector implementation has
+    no sub-environments and answers Call and SetAttr with UNIMPLEMENTED.
     """
     GetAttr: _grpc.UnaryUnaryMultiCallable[_env_service_pb2.GetAttrRequest, _env_service_pb2.GetAttrResponse]
     """GetAttr reads an attribute of every sub-environment (`VectorEnv.get_attr`)."""
@@ -229,8 +245,12 @@ class EnvServiceAsyncStub(EnvServiceStub):
       can attach to the same session and continue.
     """
     Call: _aio.UnaryUnaryMultiCallable[_env_service_pb2.CallRequest, _env_service_pb2.CallResponse]  # type: ignore[assignment]
-    """Call calls a method of every sub-environment (`VectorEnv.call`) and returns the
-    results. Names starting with an underscore are refused (PERMISSION_DENIED).
+    """Call calls a method of every sub-environment (`VectorEnv.call`), or of those in
+    `env_indices`, and returns the results. Names starting with an underscore are
+    refused (PERMISSION_DENIED). By default only admins may use Call, GetAttr and
+    SetAttr: attributes can reveal hidden state. An unknown name is INVALID_ARGUMENT
+    (reason UNKNOWN_ATTRIBUTE); a session run by a native vector implementation has
+    no sub-environments and answers Call and SetAttr with UNIMPLEMENTED.
     """
     GetAttr: _aio.UnaryUnaryMultiCallable[_env_service_pb2.GetAttrRequest, _env_service_pb2.GetAttrResponse]  # type: ignore[assignment]
     """GetAttr reads an attribute of every sub-environment (`VectorEnv.get_attr`)."""
@@ -351,8 +371,12 @@ class EnvServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _env_service_pb2.CallRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_env_service_pb2.CallResponse, _abc.Awaitable[_env_service_pb2.CallResponse]]:
-        """Call calls a method of every sub-environment (`VectorEnv.call`) and returns the
-        results. Names starting with an underscore are refused (PERMISSION_DENIED).
+        """Call calls a method of every sub-environment (`VectorEnv.call`), or of those in
+        `env_indices`, and returns the results. Names starting with an underscore are
+        refused (PERMISSION_DENIED). By default only admins may use Call, GetAttr and
+        SetAttr: attributes can reveal hidden state. An unknown name is INVALID_ARGUMENT
+        (reason UNKNOWN_ATTRIBUTE); a session run by a native vector implementation has
+        no sub-environments and answers Call and SetAttr with UNIMPLEMENTED.
         """
 
     @_abc_1.abstractmethod

@@ -8,7 +8,8 @@ the session stream, is a `google.rpc.Status` whose `details` hold:
 
 * always a `google.rpc.ErrorInfo` with `domain` "gymrpc.v1" and `reason` set to the
   name of an ErrorReason value without its `ERROR_REASON_` prefix (for example
-  "INVALID_ACTION"); `metadata` may add machine-readable context such as
+  "INVALID_ACTION"); `metadata["field"]` names the request field at fault when
+  there is one, and other `metadata` entries add machine-readable context such as
   `session_id` or `limit`;
 * for INVALID_ARGUMENT, a `google.rpc.BadRequest` whose field violations name the
   request field (a dotted path such as `actions`, `env_options.step_size` or
@@ -39,6 +40,7 @@ session's environments are exactly as before the request.
 |                     |                        | of range                                           |
 | INVALID_ARGUMENT    | INVALID_NUM_ENVS       | num_envs is 0                                      |
 | INVALID_ARGUMENT    | INVALID_ARGUMENT       | any other malformed field (empty session_id, ...)  |
+| INVALID_ARGUMENT    | UNKNOWN_ATTRIBUTE      | Call/GetAttr/SetAttr name a missing attribute      |
 | INVALID_ARGUMENT    | OUT_OF_ORDER           | a stream request whose sequence is not greater     |
 |                     |                        | than the previous one, or naming another session   |
 | NOT_FOUND           | SESSION_NOT_FOUND      | no such session for this caller: never created,    |
@@ -57,9 +59,9 @@ session's environments are exactly as before the request.
 | RESOURCE_EXHAUSTED  | STEP_QUOTA_EXHAUSTED   | the caller's step quota would be exceeded          |
 | RESOURCE_EXHAUSTED  | TENSOR_TOO_LARGE       | a Tensor or Value declares more elements than the  |
 |                     |                        | server accepts                                     |
-| RESOURCE_EXHAUSTED  | SERVER_BUSY            | the server is at its limit of concurrent streams   |
-| RESOURCE_EXHAUSTED  | (none)                 | a message above max_message_bytes; gRPC itself     |
-|                     |                        | answers this, without details                      |
+| RESOURCE_EXHAUSTED  | (none)                 | a message above max_message_bytes, or more calls   |
+|                     |                        | in progress than the server allows; gRPC itself    |
+|                     |                        | answers these, without details                     |
 | UNAUTHENTICATED     | UNAUTHENTICATED        | tokens are configured and the call has no valid    |
 |                     |                        | `authorization: Bearer <token>` metadata           |
 | PERMISSION_DENIED   | PERMISSION_DENIED      | the caller's role may not do this, e.g. a `user`   |
@@ -71,6 +73,7 @@ session's environments are exactly as before the request.
 | INTERNAL            | ENVIRONMENT_ERROR      | the environment's own code raised; the message     |
 |                     |                        | carries its exception; the session must be reset   |
 |                     |                        | before it can step again                           |
+| INTERNAL            | INTERNAL               | a fault of the server itself (a bug to report)     |
 
 INTERNAL is reserved for faults of the server or of the environment's code, never
 for anything a client request can cause; UNKNOWN is never sent on purpose.

@@ -1,0 +1,291 @@
+"""All sessions of a server: creation under limits, ownership, quotas and idle reaping.
+
+Lookups are by ``(owner, session_id)``: a session id of another user is answered
+exactly like an id that never existed, so ids leak nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import threading
+import time
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from gymnasium.vector import AutoresetMode
+
+from gymrpc.errors import (
+    InvalidNumEnvsError,
+    NumEnvsLimitError,
+    PermissionDeniedError,
+    SessionLimitError,
+    SessionNotFoundError,
+    StepQuotaExhaustedError,
+)
+from gymrpc.spaces import encode_space
+from gymrpc_server.auth import Identity
+from gymrpc_server.catalogue import Catalogue, Vectorization
+from gymrpc_server.options import NO_DEFAULT, check_options
+from gymrpc_server.session import Session
+
+__all__ = ["Limits", "SessionRegistry"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one user and the whole server may use."""
+
+    max_num_envs: int
+    max_sessions_per_user: int
+    max_sessions: int
+    step_quota: int
+    session_idle_timeout: float
+
+
+class SessionRegistry:
+    """Creates, finds, closes and reaps sessions.
+
+    Args:
+        catalogue: The servable environments.
+        limits: The limits to enforce.
+    """
+
+    def __init__(self, catalogue: Catalogue, limits: Limits) -> None:
+        self._catalogue = catalogue
+        self.limits = limits
+        self._sessions: dict[str, Session] = {}
+        self._per_user: Counter[str] = Counter()
+        self._steps: Counter[str] = Counter()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._reaper: threading.Thread | None = None
+
+    def create(
+        self,
+        owner: Identity,
+        *,
+        env_id: str,
+        num_envs: int,
+        autoreset_mode: AutoresetMode,
+        vectorization: Vectorization | None,
+        options: Mapping[str, Any],
+        seed: int | None,
+    ) -> Session:
+        """Create a session for ``owner``.
+
+        Raises:
+            InvalidNumEnvsError: If ``num_envs`` is 0.
+            NumEnvsLimitError: If ``num_envs`` exceeds the limit.
+            SessionLimitError: If the user or the server has too many sessions.
+            PermissionDeniedError: If a non-admin changes a privileged option.
+            EnvNotFoundError, InvalidOptionError, UnsupportedAutoresetError,
+            UnsupportedSpaceError, EnvironmentFailureError: From building the batch.
+        """
+        if num_envs < 1:
+            raise InvalidNumEnvsError(
+                f"num_envs: {num_envs}; expected at least 1", field="num_envs"
+            )
+        if num_envs > self.limits.max_num_envs:
+            raise NumEnvsLimitError(
+                f"num_envs: {num_envs} exceeds this server's limit of "
+                f"{self.limits.max_num_envs} sub-environments per session",
+                field="num_envs",
+                metadata={"limit": str(self.limits.max_num_envs)},
+            )
+        entry = self._catalogue.entry(env_id)
+        # Names and types first (INVALID_ARGUMENT), then who may set them.
+        checked = check_options(options, entry.options, env_id=env_id)
+        self._check_privileges(owner, entry.options, checked)
+        self._reserve(owner)
+        try:
+            built = self._catalogue.build(
+                entry,
+                num_envs=num_envs,
+                autoreset_mode=autoreset_mode,
+                vectorization=vectorization,
+                options=options,
+            )
+            try:
+                # Refuse environments whose spaces the protocol cannot describe now,
+                # not at the first step.
+                encode_space(built.env.single_observation_space, field="observation_space")
+                encode_space(built.env.single_action_space, field="action_space")
+            except Exception:
+                built.env.close()
+                raise
+        except BaseException:
+            with self._lock:
+                self._per_user[owner.user] -= 1
+            raise
+        session = Session(
+            secrets.token_urlsafe(24),
+            owner=owner,
+            env_id=env_id,
+            built=built,
+            autoreset_mode=autoreset_mode,
+            default_seed=seed,
+        )
+        with self._lock:
+            self._sessions[session.session_id] = session
+        logger.info(
+            "session %s created: user=%s env=%s num_envs=%d autoreset=%s vectorization=%s",
+            session.session_id[:8],
+            owner.user,
+            env_id,
+            num_envs,
+            autoreset_mode.name,
+            built.vectorization.value,
+        )
+        return session
+
+    @staticmethod
+    def _check_privileges(
+        owner: Identity, accepted: Mapping[str, Any], options: Mapping[str, Any]
+    ) -> None:
+        if owner.is_admin:
+            return
+        for name, value in options.items():
+            info = accepted.get(name)
+            if info is None or not info.privileged:
+                continue
+            default = None if info.default is NO_DEFAULT else info.default
+            if value != default:
+                raise PermissionDeniedError(
+                    f"env_options.{name}: only admins may set {name} (to {value!r}); "
+                    f"user {owner.user!r} has the role {owner.role.value!r}",
+                    field=f"env_options.{name}",
+                )
+
+    def _reserve(self, owner: Identity) -> None:
+        with self._lock:
+            if self._per_user[owner.user] >= self.limits.max_sessions_per_user:
+                raise SessionLimitError(
+                    f"user {owner.user!r} already has {self._per_user[owner.user]} sessions "
+                    f"open, the limit; close one first",
+                    metadata={"limit": str(self.limits.max_sessions_per_user)},
+                )
+            if sum(self._per_user.values()) >= self.limits.max_sessions:
+                raise SessionLimitError(
+                    f"the server has {self.limits.max_sessions} sessions open, its limit; "
+                    "try again later",
+                    metadata={"limit": str(self.limits.max_sessions)},
+                )
+            self._per_user[owner.user] += 1
+
+    def get(self, owner: Identity, session_id: str) -> Session:
+        """Find a session of ``owner``.
+
+        Raises:
+            SessionNotFoundError: If there is none with this id for this user.
+        """
+        with self._lock:
+            session = self._sessions.get(session_id)
+        if session is None or session.owner.user != owner.user or session.closed:
+            raise SessionNotFoundError(
+                f"session_id: no session {session_id!r} for user {owner.user!r} (never "
+                "created, closed, or expired after idling)",
+                field="session_id",
+                metadata={"resource_name": session_id},
+            )
+        return session
+
+    def close(self, owner: Identity, session_id: str, *, reason: str = "closed") -> None:
+        """Close a session of ``owner``.
+
+        Raises:
+            SessionNotFoundError: If there is none with this id for this user.
+        """
+        self._remove(self.get(owner, session_id), reason)
+
+    def _remove(self, session: Session, reason: str, *, already_closed: bool = False) -> None:
+        with self._lock:
+            if self._sessions.pop(session.session_id, None) is None:
+                return
+            self._per_user[session.owner.user] -= 1
+            if self._per_user[session.owner.user] <= 0:
+                del self._per_user[session.owner.user]
+        if not already_closed:
+            session.close()
+        logger.info(
+            "session %s %s: user=%s env=%s steps=%d",
+            session.session_id[:8],
+            reason,
+            session.owner.user,
+            session.env_id,
+            session.steps_taken,
+        )
+
+    def charge(self, owner: Identity, steps: int) -> None:
+        """Count steps against the user's quota.
+
+        Raises:
+            StepQuotaExhaustedError: If the steps would exceed the quota; nothing is
+                counted then.
+        """
+        quota = self.limits.step_quota
+        with self._lock:
+            used = self._steps[owner.user]
+            if quota and used + steps > quota:
+                raise StepQuotaExhaustedError(
+                    f"user {owner.user!r} has used {used} of {quota} environment steps; "
+                    f"this step needs {steps} more",
+                    metadata={"limit": str(quota), "used": str(used)},
+                )
+            self._steps[owner.user] = used + steps
+
+    def usage(self, owner: Identity) -> tuple[int, int]:
+        """Return ``(open sessions, steps used)`` of a user."""
+        with self._lock:
+            return self._per_user[owner.user], self._steps[owner.user]
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._sessions)
+
+    def reap_idle(self, now: float | None = None) -> int:
+        """Close sessions idle for longer than the timeout.
+
+        Args:
+            now: ``time.monotonic()`` reading; the current one by default.
+
+        Returns:
+            How many sessions were closed.
+        """
+        deadline = (time.monotonic() if now is None else now) - self.limits.session_idle_timeout
+        with self._lock:
+            candidates = [s for s in self._sessions.values() if s.last_used < deadline]
+        reaped = 0
+        for session in candidates:
+            if session.try_close_if_idle(deadline):
+                self._remove(session, "expired after idling", already_closed=True)
+                reaped += 1
+        return reaped
+
+    def start_reaper(self) -> None:
+        """Reap idle sessions in a background thread until :meth:`close_all`."""
+        interval = min(max(self.limits.session_idle_timeout / 4, 0.05), 5.0)
+
+        def run() -> None:
+            while not self._stop.wait(interval):
+                try:
+                    self.reap_idle()
+                except Exception:  # keep reaping whatever one session did
+                    logger.exception("reaping idle sessions failed")
+
+        self._reaper = threading.Thread(target=run, name="gymrpc-reaper", daemon=True)
+        self._reaper.start()
+
+    def close_all(self) -> None:
+        """Stop the reaper and close every session."""
+        self._stop.set()
+        if self._reaper is not None:
+            self._reaper.join(timeout=5)
+        with self._lock:
+            sessions = list(self._sessions.values())
+        for session in sessions:
+            self._remove(session, "closed at shutdown")

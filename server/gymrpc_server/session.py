@@ -1,0 +1,424 @@
+"""A session: one batch of environments, stepped with Gymnasium's exact semantics.
+
+The session owns a ``VectorEnv`` and everything the protocol promises about it:
+requests are serialized, a rejected request changes nothing, stepping before the
+first reset or (DISABLED autoreset) stepping an ended sub-environment is refused, and
+an environment that raises leaves the session needing a reset rather than in an
+unknown state. It knows nothing about gRPC or protobuf.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, cast
+
+import gymnasium
+import numpy as np
+import numpy.typing as npt
+from gymnasium.vector import AutoresetMode, SyncVectorEnv, VectorEnv
+
+from gymrpc.errors import (
+    EnvironmentFailureError,
+    EpisodeEndedError,
+    InvalidArgumentError,
+    InvalidOptionError,
+    NotSupportedError,
+    ResetNeededError,
+    SessionNotFoundError,
+    UnknownAttributeError,
+)
+from gymrpc_server.auth import Identity
+from gymrpc_server.catalogue import BuiltEnv, Vectorization
+from gymrpc_server.validation import ActionChecker, check_reset_mask
+
+__all__ = ["ReplayEntry", "Session", "StepResult"]
+
+logger = logging.getLogger(__name__)
+
+Seeds = int | list[int | None] | None
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """What a step returns, as Gymnasium returns it."""
+
+    observations: Any
+    rewards: npt.NDArray[np.float64]
+    terminations: npt.NDArray[np.bool_]
+    truncations: npt.NDArray[np.bool_]
+    info: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ReplayEntry:
+    """The most recent stream request of a session and the answer it got.
+
+    The session stores it without looking inside; the stream layer uses it to answer
+    a retried request without executing it twice.
+    """
+
+    sequence: int
+    request: Any
+    response: Any
+
+
+class Session:
+    """One batch of environments owned by one user.
+
+    Args:
+        session_id: Unguessable identifier.
+        owner: The user who created it.
+        env_id: The environment's registered id.
+        built: The built batch.
+        autoreset_mode: The autoreset mode in force.
+        default_seed: Seed of the first reset when that reset has none.
+    """
+
+    def __init__(
+        self,
+        session_id: str,
+        *,
+        owner: Identity,
+        env_id: str,
+        built: BuiltEnv,
+        autoreset_mode: AutoresetMode,
+        default_seed: int | None = None,
+    ) -> None:
+        self.session_id = session_id
+        self.owner = owner
+        self.env_id = env_id
+        self.env: VectorEnv[Any, Any, Any] = built.env
+        self.vectorization: Vectorization = built.vectorization
+        self.options = built.options
+        self.autoreset_mode = autoreset_mode
+        self.num_envs: int = built.env.num_envs
+        self.needs_reset = True
+        self.last_sequence = 0
+        self.replay: ReplayEntry | None = None
+        self.steps_taken = 0
+        self.last_used = time.monotonic()
+        self._default_seed = default_seed
+        self._actions = ActionChecker(built.env.single_action_space, self.num_envs)
+        # Only DISABLED autoreset needs to remember which sub-environments ended.
+        self._ended = np.zeros(self.num_envs, dtype=np.bool_)
+        self._lock = threading.Lock()
+        self._closed = False
+
+    @property
+    def closed(self) -> bool:
+        """True once the session is closed."""
+        return self._closed
+
+    @contextlib.contextmanager
+    def use(self) -> Iterator[Session]:
+        """Hold the session for one request.
+
+        Yields:
+            The session, locked against other requests.
+
+        Raises:
+            SessionNotFoundError: If the session was closed meanwhile.
+        """
+        with self._lock:
+            if self._closed:
+                raise self.not_found()
+            self.last_used = time.monotonic()
+            try:
+                yield self
+            finally:
+                self.last_used = time.monotonic()
+
+    def not_found(self) -> SessionNotFoundError:
+        """The error for requests on this session once it is gone."""
+        return SessionNotFoundError(
+            f"session_id: no session {self.session_id!r} (closed or expired)",
+            field="session_id",
+            metadata={"resource_name": self.session_id},
+        )
+
+    def reset(
+        self,
+        seed: Seeds = None,
+        reset_mask: npt.NDArray[np.bool_] | None = None,
+        options: Mapping[str, Any] | None = None,
+    ) -> tuple[Any, dict[str, Any]]:
+        """Reset all or some sub-environments; call it inside :meth:`use`.
+
+        Args:
+            seed: ``None``, an int (sub-environment i gets ``seed + i``) or one
+                ``int | None`` per sub-environment.
+            reset_mask: Which sub-environments to reset; ``None`` means all.
+            options: Passed to every reset sub-environment.
+
+        Returns:
+            ``(observations, info)`` exactly as the vector environment returns them.
+
+        Raises:
+            InvalidResetMaskError: For a malformed mask.
+            ResetNeededError: For a partial first reset.
+            InvalidOptionError: If the environment rejects the options.
+            EnvironmentFailureError: If the environment raises for another reason.
+        """
+        reset_options = dict(options or {})
+        if reset_mask is not None:
+            check_reset_mask(reset_mask, self.num_envs)
+            if self.needs_reset and not reset_mask.all():
+                raise ResetNeededError(
+                    "reset_mask: the session needs a full reset first (after creation or "
+                    "an environment error); reset every sub-environment",
+                    field="reset_mask",
+                )
+            reset_options["reset_mask"] = reset_mask
+        if seed is None and self._default_seed is not None:
+            seed = self._default_seed
+        try:
+            # SyncVectorEnv and native vector envs accept per-env seed lists; the base
+            # class annotation says int only.
+            observations, info = self.env.reset(seed=cast(Any, seed), options=reset_options or None)
+        except (ValueError, TypeError, KeyError) as error:
+            self.needs_reset = True
+            if options:
+                raise InvalidOptionError(
+                    f"options: {self.env_id} rejected the reset options {dict(options)}: "
+                    f"{error}; the session needs a full reset",
+                    field="options",
+                ) from error
+            raise self._failure("reset", error) from error
+        except Exception as error:
+            self.needs_reset = True
+            raise self._failure("reset", error) from error
+        self._default_seed = None
+        self.needs_reset = False
+        if reset_mask is None:
+            self._ended[:] = False
+        else:
+            self._ended[reset_mask] = False
+        return observations, info
+
+    def step(self, actions: Any, charge: Callable[[int], None] | None = None) -> StepResult:
+        """Step every sub-environment once; call it inside :meth:`use`.
+
+        Args:
+            actions: Decoded batched actions.
+            charge: Called with ``num_envs`` after validation and before stepping, to
+                count the steps against a quota; it may raise to refuse the step.
+
+        Returns:
+            The step's results.
+
+        Raises:
+            InvalidActionError: If the actions do not fit the batched action space.
+            ResetNeededError: Before the first reset or after an environment error.
+            EpisodeEndedError: DISABLED autoreset, a sub-environment ended unreset.
+            EnvironmentFailureError: If the environment raises.
+        """
+        if self.needs_reset:
+            raise ResetNeededError(
+                "the session must be reset before it steps (it was just created, or an "
+                "environment error left it in an unknown state)"
+            )
+        self._actions.check(actions)
+        if self.autoreset_mode is AutoresetMode.DISABLED and self._ended.any():
+            ended = np.flatnonzero(self._ended).tolist()
+            raise EpisodeEndedError(
+                f"sub-environments {ended} ended and were not reset; with DISABLED "
+                "autoreset, reset them with a reset_mask before stepping",
+                metadata={"env_indices": ",".join(map(str, ended))},
+            )
+        if charge is not None:
+            charge(self.num_envs)
+        try:
+            observations, rewards, terminations, truncations, info = self.env.step(actions)
+        except Exception as error:
+            self.needs_reset = True
+            raise self._failure("step", error) from error
+        self.steps_taken += self.num_envs
+        if self.autoreset_mode is AutoresetMode.DISABLED:
+            self._ended |= np.asarray(terminations) | np.asarray(truncations)
+        return StepResult(
+            observations,
+            np.asarray(rewards, dtype=np.float64),
+            np.asarray(terminations, dtype=np.bool_),
+            np.asarray(truncations, dtype=np.bool_),
+            info,
+        )
+
+    def _indices(self, env_indices: list[int]) -> list[int]:
+        if not env_indices:
+            return list(range(self.num_envs))
+        bad = [index for index in env_indices if index >= self.num_envs]
+        if bad:
+            raise InvalidArgumentError(
+                f"env_indices: {bad} are not sub-environments of a session of "
+                f"{self.num_envs}; expected indices in 0..{self.num_envs - 1}",
+                field="env_indices",
+            )
+        return env_indices
+
+    def _unknown(self, name: str, error: AttributeError) -> UnknownAttributeError:
+        return UnknownAttributeError(
+            f"name: {self.env_id} has no attribute {name!r} ({error})", field="name"
+        )
+
+    def get_attr(self, name: str, env_indices: list[int] | None = None) -> list[Any]:
+        """Read an attribute of sub-environments; call it inside :meth:`use`.
+
+        With a native vector environment there are no sub-environments: the vector
+        environment's own attribute is returned once per selected index.
+
+        Raises:
+            UnknownAttributeError: If the attribute does not exist.
+            InvalidArgumentError: For indices outside the batch.
+        """
+        indices = self._indices(env_indices or [])
+        try:
+            if isinstance(self.env, SyncVectorEnv):
+                return [self.env.envs[i].get_wrapper_attr(name) for i in indices]
+            return [getattr(self.env, name)] * len(indices)
+        except AttributeError as error:
+            raise self._unknown(name, error) from error
+
+    def call(
+        self,
+        name: str,
+        args: list[Any],
+        kwargs: dict[str, Any],
+        env_indices: list[int] | None = None,
+    ) -> list[Any]:
+        """Call a method of sub-environments (``SyncVectorEnv.call``).
+
+        Raises:
+            NotSupportedError: For native vector environments.
+            UnknownAttributeError: If the method does not exist.
+            InvalidArgumentError: If it rejects the arguments, or for bad indices.
+            EnvironmentFailureError: If the method raises anything else.
+        """
+        env = self._sync_env("call")
+        indices = self._indices(env_indices or [])
+        results = []
+        for index in indices:
+            try:
+                function = env.envs[index].get_wrapper_attr(name)
+                results.append(function(*args, **kwargs) if callable(function) else function)
+            except AttributeError as error:
+                raise self._unknown(name, error) from error
+            except (TypeError, ValueError) as error:
+                raise InvalidArgumentError(
+                    f"args: {self.env_id}.{name} rejected the arguments: {error}", field="args"
+                ) from error
+            except gymnasium.error.ResetNeeded as error:
+                raise ResetNeededError(f"{self.env_id}.{name}: {error}") from error
+            except Exception as error:
+                raise self._failure(f"call of {name}", error, broken=False) from error
+        return results
+
+    def set_attr(self, name: str, values: list[Any], env_indices: list[int] | None = None) -> None:
+        """Set an attribute of sub-environments (``SyncVectorEnv.set_attr``).
+
+        Args:
+            name: The attribute.
+            values: One value for all selected sub-environments, or one per index.
+            env_indices: The sub-environments to change; all when empty.
+
+        Raises:
+            NotSupportedError: For native vector environments.
+            InvalidArgumentError: For a wrong number of values or bad indices.
+        """
+        env = self._sync_env("set_attr")
+        indices = self._indices(env_indices or [])
+        if len(values) not in (1, len(indices)):
+            raise InvalidArgumentError(
+                f"values: {len(values)} values; expected 1 or {len(indices)}", field="values"
+            )
+        for position, index in enumerate(indices):
+            env.envs[index].set_wrapper_attr(name, values[position if len(values) > 1 else 0])
+
+    def render(self) -> Any:
+        """Render the sub-environments (``VectorEnv.render``).
+
+        Raises:
+            NotSupportedError: If the session was created without a render mode.
+        """
+        if self.env.render_mode is None:
+            raise NotSupportedError(
+                f"{self.env_id} was created without a render_mode; create the session "
+                "with the env option render_mode='rgb_array' to render"
+            )
+        try:
+            frames = self.env.render()
+        except gymnasium.error.ResetNeeded as error:
+            raise ResetNeededError(f"{self.env_id}.render: {error}") from error
+        except Exception as error:
+            raise self._failure("render", error, broken=False) from error
+        return tuple(frames) if isinstance(frames, list) else frames
+
+    def _sync_env(self, operation: str) -> SyncVectorEnv:
+        if not isinstance(self.env, SyncVectorEnv):
+            raise NotSupportedError(
+                f"{operation} needs sub-environments, and this session runs {self.env_id} "
+                "as a native vector environment; create it with vectorization_mode SYNC"
+            )
+        return self.env
+
+    def mark_broken(self) -> None:
+        """Require a reset, e.g. after a result could not be delivered."""
+        self.needs_reset = True
+
+    def _failure(
+        self, operation: str, error: BaseException, *, broken: bool = True
+    ) -> EnvironmentFailureError:
+        logger.warning(
+            "session %s: %s %s raised %s: %s",
+            self.session_id[:8],
+            self.env_id,
+            operation,
+            type(error).__name__,
+            error,
+        )
+        consequence = "; the session needs a full reset" if broken else ""
+        return EnvironmentFailureError(
+            f"{self.env_id} raised during {operation}: {type(error).__name__}: {error}"
+            + consequence,
+            metadata={"session_id": self.session_id},
+        )
+
+    def close(self) -> None:
+        """Close the environments once the request in progress, if any, is done.
+
+        Requests after this get NOT_FOUND. Idempotent.
+        """
+        with self._lock:
+            self._close_locked()
+
+    def _close_locked(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self.env.close()
+        except Exception:
+            logger.exception("session %s: closing %s raised", self.session_id[:8], self.env_id)
+
+    def try_close_if_idle(self, idle_since: float) -> bool:
+        """Close the session if no request holds it and it is idle since before a time.
+
+        Args:
+            idle_since: ``time.monotonic()`` threshold.
+
+        Returns:
+            True if the session was closed.
+        """
+        if not self._lock.acquire(blocking=False):
+            return False
+        try:
+            if self._closed or self.last_used > idle_since:
+                return False
+            self._close_locked()
+            return True
+        finally:
+            self._lock.release()

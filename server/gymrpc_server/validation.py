@@ -99,7 +99,10 @@ class ActionChecker:
                 f"of {space})",
                 field=field,
             )
-        if value.dtype != space.dtype:
+        # Float spaces take any float dtype, passed on unchanged, as SyncVectorEnv
+        # passes a user's float64 actions to a float32 Box environment.
+        float_ok = space.dtype is not None and space.dtype.kind == "f" and value.dtype.kind == "f"
+        if value.dtype != space.dtype and not float_ok:
             raise InvalidActionError(
                 f"{field}: dtype {value.dtype}; expected {space.dtype}, the dtype of {space}",
                 field=field,

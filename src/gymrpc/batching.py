@@ -87,6 +87,13 @@ def _batch_leaf(
     dtype = space.dtype
     assert dtype is not None
     if array.dtype != dtype:
+        if dtype.kind == "f" and array.dtype.kind == "f":
+            # Floats travel as they are, as SyncVectorEnv hands them to the
+            # environment: rounding float64 actions to a float32 space would change
+            # the results.
+            return np.ascontiguousarray(array)
+        if dtype.kind == "f" and array.dtype.kind in "biu":
+            return np.ascontiguousarray(array, dtype=np.float64)
         integral = np.issubdtype(dtype, np.integer)
         if (integral and array.dtype.kind not in "biu") or not np.can_cast(
             array.dtype, dtype, casting="same_kind"

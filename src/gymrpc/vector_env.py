@@ -15,10 +15,13 @@ Example:
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import enum
 import logging
 import os
+import sys
+import weakref
 from collections.abc import Sequence
 from typing import Any
 
@@ -47,6 +50,17 @@ _VECTORIZATION = {
     "vector_entry_point": pb.VECTORIZATION_MODE_VECTOR_ENTRY_POINT,
     "sync": pb.VECTORIZATION_MODE_SYNC,
 }
+
+
+# Environments not closed yet: closed at interpreter exit, while gRPC still runs.
+_OPEN: weakref.WeakSet[RemoteVectorEnv] = weakref.WeakSet()
+
+
+@atexit.register
+def _close_at_exit() -> None:
+    for env in list(_OPEN):
+        with contextlib.suppress(Exception):
+            env.close(timeout=1.0)
 
 
 class _State(enum.Enum):
@@ -134,6 +148,7 @@ class RemoteVectorEnv(VectorEnv[Any, Any, Any]):
             self._connection.close()
             raise
         self._adopt(session)
+        _OPEN.add(self)
         if seed is not None:
             self.action_space.seed(seed)
 
@@ -197,11 +212,12 @@ class RemoteVectorEnv(VectorEnv[Any, Any, Any]):
             )
         seeds = check_seeds(seed, self.num_envs)
         options = dict(options or {})  # never modify the caller's dict
+        has_mask = "reset_mask" in options
         mask = options.pop("reset_mask", None)
         request = stream.new_request()
         reset = request.reset
         reset.session_id = self.session_id
-        if mask is not None:
+        if has_mask:
             fill_tensor(reset.reset_mask, check_reset_mask(mask, self.num_envs))
         if isinstance(seeds, int):
             reset.seed = seeds
@@ -436,6 +452,10 @@ class RemoteVectorEnv(VectorEnv[Any, Any, Any]):
 
     def __del__(self) -> None:
         # Scripts that forget close() still free the server's session; never raise here.
+        # During interpreter shutdown gRPC's threads are frozen and closing a channel
+        # would wait for them forever: _close_at_exit has closed everything by then.
+        if sys.is_finalizing():
+            return
         if not getattr(self, "closed", True) and getattr(self, "_connection", None) is not None:
             # Nothing can be reported from a finalizer.
             with contextlib.suppress(Exception):

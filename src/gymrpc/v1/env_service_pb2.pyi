@@ -1058,9 +1058,11 @@ class StepRequest(_message.Message):
     @_builtins.property
     def actions(self) -> _value_pb2.Value:
         """One action per sub-environment, shaped like the batched action space (see
-        "Batches" above) with exactly num_envs entries and the space's dtype. An action
-        outside the single action space, or NaN where the space does not allow it, is
-        INVALID_ARGUMENT (reason INVALID_ACTION) and nothing is stepped.
+        "Batches" above) with exactly num_envs entries and the space's dtype; for a Box
+        of a float dtype, any float dtype is accepted and handed to the environment
+        unchanged. An action outside the single action space (including outside a Box's
+        bounds: the server does not clip), or NaN, is INVALID_ARGUMENT (reason
+        INVALID_ACTION) and nothing is stepped.
         """
 
     def __init__(

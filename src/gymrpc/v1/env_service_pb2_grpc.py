@@ -163,6 +163,8 @@ class EnvServiceServicer:
 
         * Every request carries a `sequence` number. Sequence numbers are per session and
         MUST increase strictly across all requests on that session, on any stream.
+        Two clients driving one session must therefore agree on numbering: a repeat
+        of the latest number is taken as a retry (see below).
         * The first request binds the stream to the session it names; every later
         request MUST name the same session.
         * The server answers every request with exactly one response carrying the same

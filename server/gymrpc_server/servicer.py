@@ -105,7 +105,7 @@ class EnvServicer(pb_grpc.EnvServiceServicer):
         if self._lifecycle.stopping.is_set():
             _abort(context, ShuttingDownError("the server is shutting down; try again later"))
         identity = self._identify(context)
-        with self._lifecycle.request():
+        with self._lifecycle:
             try:
                 return handler(identity)
             except GymrpcError as error:
@@ -254,7 +254,7 @@ class EnvServicer(pb_grpc.EnvServiceServicer):
         for request in request_iterator:
             if self._lifecycle.stopping.is_set():
                 _abort(context, ShuttingDownError("the server is shutting down; no new work"))
-            with self._lifecycle.request():
+            with self._lifecycle:
                 response = pb.StreamSessionResponse(sequence=request.sequence)
                 try:
                     bound = self._stream_request(identity, bound, request, response)
@@ -343,12 +343,11 @@ class EnvServicer(pb_grpc.EnvServiceServicer):
                 field="options.reset_mask",
             )
         observations, info = session.reset(seed, mask, options)
-
-        def encode() -> None:
+        try:
             fill_value(response.observations, observations, field="observations")
             fill_map(response.info, info, field="info")
-
-        _deliver(session, encode)
+        except GymrpcError as error:
+            raise _undeliverable(session, error) from error
 
     def _step(
         self,
@@ -363,15 +362,14 @@ class EnvServicer(pb_grpc.EnvServiceServicer):
             request.actions, field="actions", max_elements=self._settings.max_tensor_elements
         )
         result = session.step(actions, charge=lambda steps: self._registry.charge(identity, steps))
-
-        def encode() -> None:
+        try:
             fill_value(response.observations, result.observations, field="observations")
             fill_tensor(response.rewards, result.rewards)
             fill_tensor(response.terminations, result.terminations)
             fill_tensor(response.truncations, result.truncations)
             fill_map(response.info, result.info, field="info")
-
-        _deliver(session, encode)
+        except GymrpcError as error:
+            raise _undeliverable(session, error) from error
 
     # --- sub-environment access ---------------------------------------------------------
 
@@ -465,25 +463,30 @@ class EnvServicer(pb_grpc.EnvServiceServicer):
             response = pb.RenderResponse()
             with session.use():
                 frames = session.render()
-                _deliver(session, lambda: fill_value(response.frames, frames, field="frames"))
+                try:
+                    fill_value(response.frames, frames, field="frames")
+                except GymrpcError as error:
+                    raise _undeliverable(session, error, broken=False) from error
             return response
 
         return self._unary(context, handle)
 
 
-def _deliver(session: Session, encode: Callable[[], object]) -> None:
-    """Encode a result; if the environment produced something unsendable, say so."""
-    try:
-        encode()
-    except GymrpcError as error:
-        # The environment has moved on but its result cannot be sent: the client
-        # cannot know the state, so the session needs a reset.
+def _undeliverable(
+    session: Session, error: GymrpcError, *, broken: bool = True
+) -> EnvironmentFailureError:
+    """The error for a result the protocol cannot carry.
+
+    The environment has moved on but its result cannot be sent: the client cannot
+    know the state, so the session needs a reset.
+    """
+    if broken:
         session.mark_broken()
-        raise EnvironmentFailureError(
-            f"{session.env_id} returned a result the protocol cannot carry: {error}; "
-            "the session needs a full reset",
-            metadata={"session_id": session.session_id},
-        ) from error
+    return EnvironmentFailureError(
+        f"{session.env_id} returned a result the protocol cannot carry: {error}"
+        + ("; the session needs a full reset" if broken else ""),
+        metadata={"session_id": session.session_id},
+    )
 
 
 def _set_error(response: pb.StreamSessionResponse, error: GymrpcError) -> None:

@@ -9,11 +9,10 @@ unknown state. It knows nothing about gRPC or protobuf.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -114,24 +113,25 @@ class Session:
         """True once the session is closed."""
         return self._closed
 
-    @contextlib.contextmanager
-    def use(self) -> Iterator[Session]:
-        """Hold the session for one request.
+    def use(self) -> Session:
+        """Hold the session for one request: ``with session.use(): ...``.
 
-        Yields:
-            The session, locked against other requests.
-
-        Raises:
-            SessionNotFoundError: If the session was closed meanwhile.
+        Entering locks the session against other requests and raises
+        SessionNotFoundError if it was closed meanwhile.
         """
-        with self._lock:
-            if self._closed:
-                raise self.not_found()
-            self.last_used = time.monotonic()
-            try:
-                yield self
-            finally:
-                self.last_used = time.monotonic()
+        return self
+
+    def __enter__(self) -> Session:
+        self._lock.acquire()
+        if self._closed:
+            self._lock.release()
+            raise self.not_found()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        # Idle time counts from the end of the last request.
+        self.last_used = time.monotonic()
+        self._lock.release()
 
     def not_found(self) -> SessionNotFoundError:
         """The error for requests on this session once it is gone."""

@@ -40,6 +40,15 @@ def batch_actions(
         InvalidActionError: (a ``ValueError``) for a wrong batch size, shape or a
             dtype that cannot be converted without changing its kind.
     """
+    if (
+        type(actions) is np.ndarray
+        and actions.dtype == space.dtype
+        and actions.shape == (num_envs, *(space.shape or ()))
+        and actions.flags.c_contiguous
+        and not isinstance(space, spaces.Dict | spaces.Tuple)
+    ):
+        # The common case, e.g. action_space.sample() or a policy's output: as is.
+        return actions
     if isinstance(space, spaces.Dict):
         if not isinstance(actions, Mapping) or set(actions) != set(space.spaces):
             got = sorted(actions) if isinstance(actions, Mapping) else type(actions).__name__

@@ -299,11 +299,11 @@ class RemoteVectorEnv(VectorEnv[Any, Any, Any]):
         """
         result = self._wait(_State.WAITING_STEP, "step_wait", timeout).step
         return (
-            decode_value(result.observations),
+            decode_value(result.observations, field="observations"),
             decode_tensor(result.rewards, field="rewards"),
             decode_tensor(result.terminations, field="terminations"),
             decode_tensor(result.truncations, field="truncations"),
-            decode_info(result.info),
+            decode_info(result.info) if result.info.entries else {},
         )
 
     def _wait(self, expected: _State, name: str, timeout: float | None) -> pb.StreamSessionResponse:

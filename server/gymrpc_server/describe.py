@@ -49,12 +49,14 @@ def vectorization_to_proto(vectorization: Vectorization) -> pb.VectorizationMode
 def fill_metadata(target: Any, metadata: Mapping[str, Any]) -> None:
     """Copy an environment's metadata into a ValueMap, skipping what cannot travel.
 
-    ``autoreset_mode`` is left out (the protocol has its own field for it), and so is
-    any entry the protocol cannot carry: metadata is informative, and one odd entry
-    must not make an environment unservable.
+    ``autoreset_mode`` is left out (the protocol has its own field for it), and so are
+    keys starting with ``gymrpc.`` (promises the environment makes to this server, see
+    :data:`gymrpc_server.session.RESET_OPTIONS_CHECKED_FIRST`) and any entry the
+    protocol cannot carry: metadata is informative, and one odd entry must not make an
+    environment unservable.
     """
     for key, value in metadata.items():
-        if key == "autoreset_mode" or type(key) is not str:
+        if key == "autoreset_mode" or type(key) is not str or key.startswith("gymrpc."):
             continue
         entry = target.entries.add(key=key)
         try:
@@ -104,7 +106,8 @@ def session_message(session: Session, target: pb.Session) -> None:
     spec = env.spec
     if not isinstance(limit, int):
         limit = spec.max_episode_steps if spec is not None else None
-    target.max_episode_steps = limit or 0
+    # gymnasium.make reads max_episode_steps=-1 as "no TimeLimit": 0 on the wire.
+    target.max_episode_steps = max(limit or 0, 0)
 
 
 class EnvironmentDescriber:

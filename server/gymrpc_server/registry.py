@@ -15,12 +15,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from gymnasium.vector import AutoresetMode
+from gymnasium.vector import AutoresetMode, VectorEnv
 
 from gymrpc.errors import (
     InvalidNumEnvsError,
     NumEnvsLimitError,
     PermissionDeniedError,
+    ResponseTooLargeError,
     SessionLimitError,
     SessionNotFoundError,
     StepQuotaExhaustedError,
@@ -30,6 +31,7 @@ from gymrpc_server.auth import Identity
 from gymrpc_server.catalogue import Catalogue, Vectorization
 from gymrpc_server.options import NO_DEFAULT, check_options
 from gymrpc_server.session import Session
+from gymrpc_server.sizing import result_bytes
 
 __all__ = ["Limits", "SessionRegistry"]
 
@@ -45,6 +47,8 @@ class Limits:
     max_sessions: int
     step_quota: int
     session_idle_timeout: float
+    #: The largest message the server sends; sessions whose results exceed it are refused.
+    max_message_bytes: int = 64 * 1024 * 1024
 
 
 class SessionRegistry:
@@ -85,6 +89,7 @@ class SessionRegistry:
             PermissionDeniedError: If a non-admin changes a privileged option.
             EnvNotFoundError, InvalidOptionError, UnsupportedAutoresetError,
             UnsupportedSpaceError, EnvironmentFailureError: From building the batch.
+            ResponseTooLargeError: If a step's result could exceed max_message_bytes.
         """
         if num_envs < 1:
             raise InvalidNumEnvsError(
@@ -115,6 +120,7 @@ class SessionRegistry:
                 # not at the first step.
                 encode_space(built.env.single_observation_space, field="observation_space")
                 encode_space(built.env.single_action_space, field="action_space")
+                self._check_result_size(built.env, env_id, autoreset_mode)
             except Exception:
                 built.env.close()
                 raise
@@ -142,6 +148,26 @@ class SessionRegistry:
             built.vectorization.value,
         )
         return session
+
+    def _check_result_size(
+        self, env: VectorEnv[Any, Any, Any], env_id: str, autoreset_mode: AutoresetMode
+    ) -> None:
+        """Refuse a batch whose step results could not be sent (see :mod:`sizing`)."""
+        space = env.single_observation_space
+        limit = self.limits.max_message_bytes
+        size = result_bytes(space, env.num_envs, autoreset_mode)
+        if size > limit:
+            per_env = max(size // env.num_envs, 1)
+            same_step = autoreset_mode is AutoresetMode.SAME_STEP
+            raise ResponseTooLargeError(
+                f"num_envs: {env.num_envs} sub-environments of {env_id} would return "
+                f"{size:,} bytes per step ({per_env:,} per sub-environment"
+                f"{', final observations included' if same_step else ''}), above this "
+                f"server's max_message_bytes of {limit:,}; expected at most "
+                f"{limit // per_env} sub-environments, or smaller observations",
+                field="num_envs",
+                metadata={"limit": str(limit), "result_bytes": str(size)},
+            )
 
     @staticmethod
     def _check_privileges(

@@ -29,6 +29,7 @@ from gymrpc.v1 import env_service_pb2_grpc as pb_grpc
 from gymrpc_server.auth import Authenticator, Identity, Role, load_tokens
 from gymrpc_server.catalogue import Catalogue
 from gymrpc_server.config import ServerConfig, is_loopback_address
+from gymrpc_server.decoding import tolerant_handler
 from gymrpc_server.describe import EnvironmentDescriber
 from gymrpc_server.lifecycle import Lifecycle
 from gymrpc_server.registry import Limits, SessionRegistry
@@ -64,7 +65,8 @@ def _channel_options(config: ServerConfig) -> list[tuple[str, Any]]:
 class _Gate(grpc.ServerInterceptor):
     """Refuses calls without valid credentials, and new calls while stopping.
 
-    Health checks always pass: orchestrators probe without tokens.
+    Health checks always pass: orchestrators probe without tokens. Every other handler
+    is made tolerant of bodies that do not parse (see :mod:`gymrpc_server.decoding`).
     """
 
     def __init__(self, authenticator: Authenticator, lifecycle: Lifecycle) -> None:
@@ -80,6 +82,7 @@ class _Gate(grpc.ServerInterceptor):
         method: str = details.method
         if handler is None or method.startswith(_HEALTH_PREFIX):
             return handler
+        handler = tolerant_handler(handler)
         error: GymrpcError | None = None
         if self._lifecycle.stopping.is_set():
             error = ShuttingDownError("the server is shutting down; try again later")
@@ -255,6 +258,7 @@ def create_server(config: ServerConfig) -> tuple[GymrpcServer, int]:
             max_sessions=config.max_sessions,
             step_quota=config.step_quota,
             session_idle_timeout=config.session_idle_timeout,
+            max_message_bytes=config.max_message_bytes,
         ),
     )
     capabilities = ["stream", "unary_step", "idempotent_retry", "call", "get_attr"]

@@ -27,6 +27,7 @@ from gymrpc.errors import (
     InvalidOptionError,
     OutOfOrderError,
     PermissionDeniedError,
+    ResponseTooLargeError,
     ShuttingDownError,
 )
 from gymrpc.modes import autoreset_from_proto
@@ -49,6 +50,13 @@ __all__ = ["EnvServicer", "ServicerSettings"]
 logger = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
+# Methods that reach another attribute by the name in their first argument: that name
+# passes the same access checks as the method's own.
+_REFLECTIVE_METHODS = frozenset(
+    {"get_wrapper_attr", "set_wrapper_attr", "has_wrapper_attr", "get_attr", "set_attr", "call"}
+)
+# Room for a StreamSessionResponse's sequence number and framing around its result.
+_ENVELOPE_BYTES = 64
 _VECTORIZATION = {
     pb.VECTORIZATION_MODE_UNSPECIFIED: None,
     pb.VECTORIZATION_MODE_VECTOR_ENTRY_POINT: Vectorization.NATIVE,
@@ -184,8 +192,14 @@ class EnvServicer(pb_grpc.EnvServiceServicer):
                 seed=request.seed if request.HasField("seed") else None,
             )
             response = pb.CreateSessionResponse()
-            with session.use():
-                session_message(session, response.session)
+            try:
+                with session.use():
+                    session_message(session, response.session)
+            except BaseException:
+                # The caller never learns the id: do not leave the session counting
+                # against their limit until it idles out.
+                self._registry.close(identity, session.session_id)
+                raise
             return response
 
         return self._unary(context, handle)
@@ -348,6 +362,7 @@ class EnvServicer(pb_grpc.EnvServiceServicer):
             fill_map(response.info, info, field="info")
         except GymrpcError as error:
             raise _undeliverable(session, error) from error
+        self._check_size(session, response, "reset")
 
     def _step(
         self,
@@ -357,7 +372,9 @@ class EnvServicer(pb_grpc.EnvServiceServicer):
         response: pb.StepResponse,
     ) -> None:
         if not request.HasField("actions"):
-            raise InvalidActionError("actions: missing; expected one action per sub-environment")
+            raise InvalidActionError(
+                "actions: missing; expected one action per sub-environment", field="actions"
+            )
         actions = decode_value(
             request.actions, field="actions", max_elements=self._settings.max_tensor_elements
         )
@@ -370,6 +387,32 @@ class EnvServicer(pb_grpc.EnvServiceServicer):
             fill_map(response.info, result.info, field="info")
         except GymrpcError as error:
             raise _undeliverable(session, error) from error
+        self._check_size(session, response, "step")
+
+    def _check_size(
+        self, session: Session, response: pb.ResetResponse | pb.StepResponse, operation: str
+    ) -> None:
+        """Refuse a result gRPC would refuse to send, with a precise error.
+
+        CreateSession refuses batches whose observations cannot fit; this catches the
+        rest (large infos, unbounded spaces). The environments have moved on, so the
+        session needs a reset.
+        """
+        size = response.ByteSize()
+        limit = self._settings.max_message_bytes
+        if size > limit - _ENVELOPE_BYTES:
+            session.mark_broken()
+            raise ResponseTooLargeError(
+                f"{operation}: {session.env_id} returned a result of {size:,} bytes, above "
+                f"this server's max_message_bytes of {limit:,}; the {operation} ran but its "
+                "result cannot be sent, so the session needs a full reset (fewer "
+                "sub-environments or smaller infos would fit)",
+                metadata={
+                    "session_id": session.session_id,
+                    "limit": str(limit),
+                    "result_bytes": str(size),
+                },
+            )
 
     # --- sub-environment access ---------------------------------------------------------
 
@@ -377,34 +420,71 @@ class EnvServicer(pb_grpc.EnvServiceServicer):
         self,
         context: grpc.ServicerContext,
         session_id: str,
-        name: str,
+        names: Callable[[], list[tuple[str, str]]],
         handler: Callable[[Session], _T],
     ) -> _T:
-        """Run an attribute operation after the access checks every one of them needs."""
+        """Run an attribute operation after the access checks every one of them needs.
+
+        Args:
+            context: The call's context.
+            session_id: The session.
+            names: Returns the ``(attribute name, request field)`` pairs to check; a
+                callable, so that decoding them is answered like any other bad input.
+            handler: The operation.
+        """
 
         def handle(identity: Identity) -> _T:
-            if not name or name.startswith("_"):
-                raise PermissionDeniedError(
-                    f"name: {name!r}; names that are empty or start with an underscore are "
-                    "never accessible",
-                    field="name",
-                )
-            if not identity.is_admin:
-                if not self._settings.attribute_access_for_users:
-                    raise PermissionDeniedError(
-                        f"name: reading or changing environment attributes ({name!r}) is "
-                        f"reserved to admins on this server; user {identity.user!r} is not one",
-                        field="name",
-                    )
-                if name in self._settings.privileged_options:
-                    raise PermissionDeniedError(
-                        f"name: {name!r} is privileged; only admins may access it", field="name"
-                    )
+            for name, field in names():
+                self._check_name(identity, name, field)
             session = self._registry.get(identity, session_id)
             with session.use():
                 return handler(session)
 
         return self._unary(context, handle)
+
+    def _check_name(self, identity: Identity, name: str, field: str) -> None:
+        if not name or name.startswith("_"):
+            raise PermissionDeniedError(
+                f"{field}: {name!r}; names that are empty or start with an underscore are "
+                "never accessible",
+                field=field,
+            )
+        if identity.is_admin:
+            return
+        if not self._settings.attribute_access_for_users:
+            raise PermissionDeniedError(
+                f"{field}: reading or changing environment attributes ({name!r}) is "
+                f"reserved to admins on this server; user {identity.user!r} is not one",
+                field=field,
+            )
+        if name in self._settings.privileged_options:
+            raise PermissionDeniedError(
+                f"{field}: {name!r} is privileged; only admins may access it", field=field
+            )
+
+    def _call_names(self, request: pb.CallRequest) -> list[tuple[str, str]]:
+        """The method's name and, for reflective methods, the attribute they reach."""
+        names = [(request.name, "name")]
+        if request.name not in _REFLECTIVE_METHODS:
+            return names
+        if request.args:
+            target, field = request.args[0], "args[0]"
+        elif "name" in request.kwargs:
+            target, field = request.kwargs["name"], "kwargs.name"
+        else:
+            raise InvalidArgumentError(
+                f"args: {request.name} takes an attribute name as its first argument; "
+                "none was given",
+                field="args",
+            )
+        if target.WhichOneof("kind") != "string_value":
+            raise InvalidArgumentError(
+                f"{field}: {request.name} takes an attribute name; expected a string, got a "
+                f"{target.WhichOneof('kind')}",
+                field=field,
+            )
+        names.append((target.string_value, field))
+        return names
 
     def Call(self, request: pb.CallRequest, context: grpc.ServicerContext) -> pb.CallResponse:
         """Call a method of every sub-environment."""
@@ -422,7 +502,9 @@ class EnvServicer(pb_grpc.EnvServiceServicer):
                 fill_value(response.results.add(), result, field=f"results[{index}]")
             return response
 
-        return self._attribute(context, request.session_id, request.name, handle)
+        return self._attribute(
+            context, request.session_id, lambda: self._call_names(request), handle
+        )
 
     def GetAttr(
         self, request: pb.GetAttrRequest, context: grpc.ServicerContext
@@ -437,7 +519,9 @@ class EnvServicer(pb_grpc.EnvServiceServicer):
                 fill_value(response.values.add(), value, field=f"{request.name}[{index}]")
             return response
 
-        return self._attribute(context, request.session_id, request.name, handle)
+        return self._attribute(
+            context, request.session_id, lambda: [(request.name, "name")], handle
+        )
 
     def SetAttr(
         self, request: pb.SetAttrRequest, context: grpc.ServicerContext
@@ -453,7 +537,9 @@ class EnvServicer(pb_grpc.EnvServiceServicer):
             session.set_attr(request.name, values, list(request.env_indices))
             return pb.SetAttrResponse()
 
-        return self._attribute(context, request.session_id, request.name, handle)
+        return self._attribute(
+            context, request.session_id, lambda: [(request.name, "name")], handle
+        )
 
     def Render(self, request: pb.RenderRequest, context: grpc.ServicerContext) -> pb.RenderResponse:
         """Render the session's environments."""

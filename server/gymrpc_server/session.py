@@ -35,9 +35,13 @@ from gymrpc_server.auth import Identity
 from gymrpc_server.catalogue import BuiltEnv, Vectorization
 from gymrpc_server.validation import ActionChecker, check_reset_mask
 
-__all__ = ["ReplayEntry", "Session", "StepResult"]
+__all__ = ["RESET_OPTIONS_CHECKED_FIRST", "ReplayEntry", "Session", "StepResult"]
 
 logger = logging.getLogger(__name__)
+
+#: Metadata key by which a native vector environment promises that a ``reset`` raising
+#: ValueError, TypeError or KeyError for its options changed nothing (errors.proto).
+RESET_OPTIONS_CHECKED_FIRST = "gymrpc.reset_options_checked_first"
 
 Seeds = int | list[int | None] | None
 
@@ -97,6 +101,11 @@ class Session:
         self.autoreset_mode = autoreset_mode
         self.num_envs: int = built.env.num_envs
         self.needs_reset = True
+        # Only a native vector env can promise this: under SyncVectorEnv, wrappers such
+        # as TimeLimit change their state before the sub-environment sees the options.
+        self._options_checked_first = built.vectorization is Vectorization.NATIVE and bool(
+            built.env.metadata.get(RESET_OPTIONS_CHECKED_FIRST)
+        )
         self.last_sequence = 0
         self.replay: ReplayEntry | None = None
         self.steps_taken = 0
@@ -181,11 +190,18 @@ class Session:
             # class annotation says int only.
             observations, info = self.env.reset(seed=cast(Any, seed), options=reset_options or None)
         except (ValueError, TypeError, KeyError) as error:
+            if options and self._options_checked_first:
+                raise InvalidOptionError(
+                    f"options: {self.env_id} rejected the reset options {dict(options)}: "
+                    f"{error}; nothing was reset",
+                    field="options",
+                ) from error
             self.needs_reset = True
             if options:
                 raise InvalidOptionError(
                     f"options: {self.env_id} rejected the reset options {dict(options)}: "
-                    f"{error}; the session needs a full reset",
+                    f"{error}; it may have reset some sub-environments, so the session "
+                    "needs a full reset",
                     field="options",
                 ) from error
             raise self._failure("reset", error) from error

@@ -49,6 +49,7 @@ __all__ = [
     "ProtocolVersionError",
     "ResetNeededError",
     "ResourceExhaustedError",
+    "ResponseTooLargeError",
     "ServerBusyError",
     "SessionLimitError",
     "SessionNotFoundError",
@@ -65,6 +66,22 @@ __all__ = [
 
 #: ``google.rpc.ErrorInfo.domain`` of every error a gymrpc server sends.
 DOMAIN = "gymrpc.v1"
+
+# A status travels in trailers, which gRPC caps at 16 KiB by default; messages echo
+# client input (a 5,000-character session id, say), and the message is repeated in the
+# details. Clipping keeps every status deliverable: at most 1 KiB of UTF-8 per message,
+# 256 bytes per metadata value.
+_MAX_MESSAGE_BYTES = 1024
+_MAX_METADATA_BYTES = 256
+
+
+def _clip(text: str, limit: int) -> str:
+    """``text`` cut to at most ``limit`` UTF-8 bytes, saying how much was left out."""
+    data = text.encode()
+    if len(data) <= limit:
+        return text
+    head = data[: limit - 40].decode(errors="ignore")
+    return f"{head}... ({len(data) - len(head.encode())} more bytes)"
 
 
 class GymrpcError(Exception):
@@ -112,27 +129,31 @@ class GymrpcError(Exception):
             A status with the code, the message and the details that errors.proto
             promises for this kind of error.
         """
-        status = status_pb2.Status(code=self.code.value[0], message=self.message)
+        message = _clip(self.message, _MAX_MESSAGE_BYTES)
+        field = None if self.field is None else _clip(self.field, _MAX_METADATA_BYTES)
+        status = status_pb2.Status(code=self.code.value[0], message=message)
         info = error_details_pb2.ErrorInfo(reason=self.reason, domain=DOMAIN)
-        info.metadata.update(self.metadata)
-        if self.field is not None:
+        info.metadata.update(
+            {key: _clip(value, _MAX_METADATA_BYTES) for key, value in self.metadata.items()}
+        )
+        if field is not None:
             # BadRequest only accompanies INVALID_ARGUMENT; the field is useful for
             # every code (e.g. the option a PERMISSION_DENIED is about).
-            info.metadata["field"] = self.field
+            info.metadata["field"] = field
         status.details.add().Pack(info)
-        if self.field is not None and self.code is grpc.StatusCode.INVALID_ARGUMENT:
+        if field is not None and self.code is grpc.StatusCode.INVALID_ARGUMENT:
             bad_request = error_details_pb2.BadRequest()
-            bad_request.field_violations.add(field=self.field, description=self.message)
+            bad_request.field_violations.add(field=field, description=message)
             status.details.add().Pack(bad_request)
         elif self.code is grpc.StatusCode.RESOURCE_EXHAUSTED:
             quota = error_details_pb2.QuotaFailure()
-            quota.violations.add(subject=self.field or self.reason, description=self.message)
+            quota.violations.add(subject=field or self.reason, description=message)
             status.details.add().Pack(quota)
         elif self.code is grpc.StatusCode.NOT_FOUND:
             resource = error_details_pb2.ResourceInfo(
                 resource_type=self.reason.removesuffix("_NOT_FOUND").lower(),
-                resource_name=self.metadata.get("resource_name", ""),
-                description=self.message,
+                resource_name=info.metadata.get("resource_name", ""),
+                description=message,
             )
             status.details.add().Pack(resource)
         return status
@@ -288,6 +309,12 @@ class TensorTooLargeError(ResourceExhaustedError, ValueError):
     """A tensor or value declares more elements than accepted."""
 
     default_reason = "TENSOR_TOO_LARGE"
+
+
+class ResponseTooLargeError(ResourceExhaustedError, ValueError):
+    """Results would exceed the server's max_message_bytes (a session too large)."""
+
+    default_reason = "RESPONSE_TOO_LARGE"
 
 
 class ServerBusyError(ResourceExhaustedError):

@@ -1,10 +1,11 @@
-"""The client side of a session stream: ordered requests, deadlines, one re-attach.
+"""The client side of a session stream: ordered requests, deadlines, re-attaching.
 
 Requests carry sequence numbers that increase for the whole session. When the stream
 breaks (the connection dropped, a proxy restarted), :class:`SessionStream` opens a new
-stream to the same session once and re-sends the requests that had no answer with
-their original numbers; the server answers a repeat of its latest request from memory,
-so nothing is executed twice and the episode continues exactly.
+stream to the same session, retrying for a few seconds while the network flaps, and
+re-sends the requests that had no answer with their original numbers; the server
+answers a repeat of its latest request from memory, so nothing is executed twice and
+the episode continues exactly.
 """
 
 from __future__ import annotations
@@ -39,6 +40,12 @@ _TRANSPORT_CODES: Final = frozenset(
 )
 
 
+#: Longest time spent re-attaching a broken stream before giving up.
+_REATTACH_WINDOW: Final = 5.0
+#: Pause between re-attach attempts.
+_RETRY_PAUSE: Final = 0.05
+
+
 class _Watchdog:
     """Cancels a call whose response is overdue.
 
@@ -70,7 +77,7 @@ class _Watchdog:
 
 
 class SessionStream:
-    """A bidirectional session stream that survives one connection drop per request.
+    """A bidirectional session stream that survives connection drops of a few seconds.
 
     Args:
         connection: The server connection.
@@ -181,21 +188,48 @@ class SessionStream:
             error.code().name if error is not None else "ended",
         )
         unanswered = list(self._pending)
-        self._drop()
-        self._open()
-        assert self._requests is not None
-        for request in unanswered:
-            self._requests.put(request)
-        try:
-            return self._next(timeout)
-        except _BrokenStreamError as again:
+        # The channel may still hold the transport that is closing, or its first new
+        # connection may fail while the network flaps: retry, waiting for the channel to
+        # be ready between attempts, until the re-attach window closes.
+        window_end = time.monotonic() + min(timeout, _REATTACH_WINDOW)
+        while True:
             self._drop()
-            self._pending.clear()
-            cause = again.error.details() if again.error is not None else "the stream ended"
-            raise ConnectionLostError(
-                f"lost the connection to {self._connection.settings.target} and could not "
-                f"re-attach to session {self._session_id}: {cause}"
-            ) from None
+            self._open()
+            assert self._requests is not None
+            for request in unanswered:
+                self._requests.put(request)
+            try:
+                return self._next(timeout)
+            except _BrokenStreamError as again:
+                if again.error is not None and not _is_transport_failure(again.error):
+                    self._drop()
+                    self._pending.clear()
+                    raise self._connection.translate(again.error) from None
+                cause = again.error.details() if again.error is not None else "the stream ended"
+            if not self._await_channel(window_end):
+                self._drop()
+                self._pending.clear()
+                raise ConnectionLostError(
+                    f"lost the connection to {self._connection.settings.target} and could "
+                    f"not re-attach to session {self._session_id} within "
+                    f"{min(timeout, _REATTACH_WINDOW):g} s: {cause}"
+                ) from None
+
+    def _await_channel(self, window_end: float) -> bool:
+        """Wait until the channel is ready again; False once the window has closed."""
+        # A pause first, so that a link that accepts and drops at once is not hammered.
+        time.sleep(min(_RETRY_PAUSE, max(window_end - time.monotonic(), 0.0)))
+        remaining = window_end - time.monotonic()
+        if remaining <= 0:
+            return False
+        ready = grpc.channel_ready_future(self._connection.channel)
+        try:
+            ready.result(timeout=remaining)
+        except grpc.FutureTimeoutError:
+            return False
+        finally:
+            ready.cancel()
+        return time.monotonic() < window_end
 
     def _drop(self) -> None:
         if self._requests is not None:

@@ -21,6 +21,7 @@ import enum
 import logging
 import os
 import sys
+import time
 import weakref
 from collections.abc import Sequence
 from typing import Any
@@ -33,7 +34,7 @@ from gymnasium.vector.utils import batch_space
 
 from gymrpc.batching import batch_actions, check_reset_mask, check_seeds
 from gymrpc.connection import Connection, ConnectionSettings
-from gymrpc.errors import GymrpcError, from_status
+from gymrpc.errors import GymrpcError, ResourceExhaustedError, from_status
 from gymrpc.modes import autoreset_from_proto, autoreset_to_proto
 from gymrpc.spaces import decode_space
 from gymrpc.stream import SessionStream
@@ -433,15 +434,35 @@ class RemoteVectorEnv(VectorEnv[Any, Any, Any]):
         if self._stream is not None:
             self._stream.close()
         if self.session_id:
+            self._close_session(min(self._connection.settings.timeout, timeout))
+        self._connection.close()
+
+    def _close_session(self, timeout: float) -> None:
+        """Send CloseSession, retrying while the server is at its concurrency limit.
+
+        The stream just cancelled still holds one of the server's call slots for a
+        moment; a server at ``max_concurrent_rpcs`` refuses the close meanwhile, and
+        giving up would leave the session counting against the user until it idles out.
+        """
+        deadline = time.monotonic() + timeout
+        pause = 0.01
+        while True:
             try:
                 self._connection.call(
                     self._connection.stub.CloseSession,
                     pb.CloseSessionRequest(session_id=self.session_id),
-                    timeout=min(self._connection.settings.timeout, timeout),
+                    timeout=max(deadline - time.monotonic(), 0.01),
                 )
+                return
+            except ResourceExhaustedError as error:
+                if time.monotonic() + pause >= deadline:
+                    logger.info("could not close session %s: %s", self.session_id[:8], error)
+                    return
             except GymrpcError as error:
                 logger.info("could not close session %s: %s", self.session_id[:8], error)
-        self._connection.close()
+                return
+            time.sleep(pause)
+            pause = min(pause * 2, 0.2)
 
     def __enter__(self) -> RemoteVectorEnv:
         """Use the environment in a ``with`` block; it is closed at the end."""

@@ -149,6 +149,30 @@ class TextObsEnv(gym.Env[str, np.int64]):
         return "hello", 0.0, False, False, {}
 
 
+class BigInfoEnv(gym.Env[np.ndarray[Any, Any], np.int64]):
+    """Steps return ``info_bytes`` bytes of info: results larger than observations say."""
+
+    def __init__(self, info_bytes: int = 0) -> None:
+        self.observation_space = spaces.Box(0.0, 1.0, (1,), np.float32)
+        self.action_space = spaces.Discrete(2)
+        self.info_bytes = info_bytes
+        self.steps = 0
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray[Any, Any], dict[str, Any]]:
+        super().reset(seed=seed)
+        self.steps = 0
+        return np.zeros(1, np.float32), {}
+
+    def step(
+        self, action: np.int64
+    ) -> tuple[np.ndarray[Any, Any], float, bool, bool, dict[str, Any]]:
+        self.steps += 1
+        info = {"blob": np.zeros(self.info_bytes, np.uint8), "steps": self.steps}
+        return np.zeros(1, np.float32), 0.0, False, False, info
+
+
 def register() -> None:
     """Register the test environments (idempotent)."""
     entries: tuple[tuple[str, Any, int | None], ...] = (
@@ -156,6 +180,7 @@ def register() -> None:
         ("gymrpc-test/Slow-v0", SlowEnv, None),
         ("gymrpc-test/Faulty-v0", FaultyEnv, None),
         ("gymrpc-test/TextObs-v0", TextObsEnv, None),
+        ("gymrpc-test/BigInfo-v0", BigInfoEnv, None),
     )
     for env_id, entry_point, steps in entries:
         if env_id not in gym.registry:

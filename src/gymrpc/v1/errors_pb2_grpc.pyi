@@ -21,7 +21,11 @@ The status `message` is a complete English sentence naming the field, the value
 received and what was expected; clients show it to users as is.
 
 A request rejected with any of these codes changes nothing on the server: the
-session's environments are exactly as before the request.
+session's environments are exactly as before the request. The exceptions say so in
+their message and set the session's `needs_reset`: ENVIRONMENT_ERROR, a Reset or Step
+answered RESPONSE_TOO_LARGE (the environments ran), and INVALID_OPTION for reset
+options an environment rejected itself, unless its metadata declares
+`gymrpc.reset_options_checked_first` (it validates before changing any state).
 
 | code                | reason                 | when                                               |
 |---------------------|------------------------|----------------------------------------------------|
@@ -59,6 +63,12 @@ session's environments are exactly as before the request.
 | RESOURCE_EXHAUSTED  | STEP_QUOTA_EXHAUSTED   | the caller's step quota would be exceeded          |
 | RESOURCE_EXHAUSTED  | TENSOR_TOO_LARGE       | a Tensor or Value declares more elements than the  |
 |                     |                        | server accepts                                     |
+| RESOURCE_EXHAUSTED  | RESPONSE_TOO_LARGE     | CreateSession: observations, rewards and flags of  |
+|                     |                        | one step (final observations too, in SAME_STEP)    |
+|                     |                        | would exceed max_message_bytes (metadata `limit`,  |
+|                     |                        | `result_bytes`); Reset/Step: the environment       |
+|                     |                        | returned a larger result, which ran and cannot be  |
+|                     |                        | sent: the session must be reset                    |
 | RESOURCE_EXHAUSTED  | (none)                 | a message above max_message_bytes, or more calls   |
 |                     |                        | in progress than the server allows; gRPC itself    |
 |                     |                        | answers these, without details                     |

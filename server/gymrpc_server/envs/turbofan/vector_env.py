@@ -149,7 +149,13 @@ class TurbofanVectorEnv(VectorEnv[ObsArray, npt.NDArray[np.int64], npt.NDArray[A
         self.expose_hidden_state = config.expose_hidden_state
         self.params = config.params
         self.render_mode = None
-        self.metadata = {"render_modes": [], "autoreset_mode": self.autoreset_mode}
+        self.metadata = {
+            "render_modes": [],
+            "autoreset_mode": self.autoreset_mode,
+            # reset() validates seeds, options and mask before it changes anything, so
+            # a gymrpc server keeps the session usable after refusing bad options.
+            "gymrpc.reset_options_checked_first": True,
+        }
         self.single_observation_space = block_observation_space(config.step_size, config.params)
         self.single_action_space = action_space()
         self.observation_space = batch_space(self.single_observation_space, n)

@@ -564,13 +564,21 @@ def plot(rows: list[Row], path: Path) -> None:
     for axis, env_id in zip(axes, ENVS, strict=True):
         series: dict[str, list[tuple[int, float]]] = {}
         for r in rows:
-            if r.env_id == env_id and r.system != "grpc-floor":
+            if r.env_id == env_id:
                 series.setdefault(f"{r.system} ({r.mode})", []).append(
                     (r.num_envs, r.steps_per_second)
                 )
         for label, points in sorted(series.items()):
             points.sort()
-            axis.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=label)
+            # The floor carries the same payloads with no work: dashed, as a bound.
+            style = "--" if label.startswith("grpc-floor") else "-"
+            axis.plot(
+                [p[0] for p in points],
+                [p[1] for p in points],
+                style,
+                marker="o",
+                label=label,
+            )
         axis.set_xscale("log", base=2)
         axis.set_yscale("log")
         axis.set_title(env_id)

@@ -23,17 +23,18 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from grpc_status import rpc_status
 
+from gymrpc.allocator import tune_allocator
 from gymrpc.errors import AuthenticationError, GymrpcError, ShuttingDownError
 from gymrpc.v1 import env_service_pb2 as pb
 from gymrpc.v1 import env_service_pb2_grpc as pb_grpc
 from gymrpc_server.auth import Authenticator, Identity, Role, load_tokens
 from gymrpc_server.catalogue import Catalogue
 from gymrpc_server.config import ServerConfig, is_loopback_address
-from gymrpc_server.decoding import tolerant_handler
 from gymrpc_server.describe import EnvironmentDescriber
 from gymrpc_server.lifecycle import Lifecycle
 from gymrpc_server.registry import Limits, SessionRegistry
 from gymrpc_server.servicer import EnvServicer, ServicerSettings
+from gymrpc_server.wire import wire_handler
 
 __all__ = ["GymrpcServer", "create_server"]
 
@@ -66,7 +67,8 @@ class _Gate(grpc.ServerInterceptor):
     """Refuses calls without valid credentials, and new calls while stopping.
 
     Health checks always pass: orchestrators probe without tokens. Every other handler
-    is made tolerant of bodies that do not parse (see :mod:`gymrpc_server.decoding`).
+    gets the wire's edge: bad bodies refused cleanly, bytes sent as they are
+    (see :mod:`gymrpc_server.wire`).
     """
 
     def __init__(self, authenticator: Authenticator, lifecycle: Lifecycle) -> None:
@@ -82,7 +84,7 @@ class _Gate(grpc.ServerInterceptor):
         method: str = details.method
         if handler is None or method.startswith(_HEALTH_PREFIX):
             return handler
-        handler = tolerant_handler(handler)
+        handler = wire_handler(handler)
         error: GymrpcError | None = None
         if self._lifecycle.stopping.is_set():
             error = ShuttingDownError("the server is shutting down; try again later")
@@ -242,6 +244,8 @@ def create_server(config: ServerConfig) -> tuple[GymrpcServer, int]:
     """
     _check_exposure(config)
     import gymrpc_server  # noqa: F401, PLC0415  (registers gymrpc's own environments)
+
+    tune_allocator()  # large results: see gymrpc.allocator
 
     _import_env_modules(config.env_modules)
     unknown = sorted(i for i in config.allowed_env_ids if i not in gymnasium.registry)

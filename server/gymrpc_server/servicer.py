@@ -55,8 +55,6 @@ _T = TypeVar("_T")
 _REFLECTIVE_METHODS = frozenset(
     {"get_wrapper_attr", "set_wrapper_attr", "has_wrapper_attr", "get_attr", "set_attr", "call"}
 )
-# Room for a StreamSessionResponse's sequence number and framing around its result.
-_ENVELOPE_BYTES = 64
 _VECTORIZATION = {
     pb.VECTORIZATION_MODE_UNSPECIFIED: None,
     pb.VECTORIZATION_MODE_VECTOR_ENTRY_POINT: Vectorization.NATIVE,
@@ -234,35 +232,39 @@ class EnvServicer(pb_grpc.EnvServiceServicer):
     def Reset(self, request: pb.ResetRequest, context: grpc.ServicerContext) -> pb.ResetResponse:
         """Reset all or some sub-environments (unary)."""
 
-        def handle(identity: Identity) -> pb.ResetResponse:
+        def handle(identity: Identity) -> bytes:
             session = self._registry.get(identity, request.session_id)
             response = pb.ResetResponse()
             with session.use():
                 session.replay = None
                 self._reset(session, request, response)
-            return response
+                return self._serialize_result(session, response, "reset")
 
-        return self._unary(context, handle)
+        # The wire handler sends the bytes as they are (gymrpc_server.wire).
+        return self._unary(context, handle)  # type: ignore[return-value]
 
     def Step(self, request: pb.StepRequest, context: grpc.ServicerContext) -> pb.StepResponse:
         """Step every sub-environment once (unary)."""
 
-        def handle(identity: Identity) -> pb.StepResponse:
+        def handle(identity: Identity) -> bytes:
             session = self._registry.get(identity, request.session_id)
             response = pb.StepResponse()
             with session.use():
                 session.replay = None
                 self._step(identity, session, request, response)
-            return response
+                return self._serialize_result(session, response, "step")
 
-        return self._unary(context, handle)
+        return self._unary(context, handle)  # type: ignore[return-value]
 
-    def StreamSession(
+    def StreamSession(  # type: ignore[override]
         self,
         request_iterator: Iterator[pb.StreamSessionRequest],
         context: grpc.ServicerContext,
-    ) -> Iterator[pb.StreamSessionResponse]:
-        """Serve a session stream: one response per request, in order."""
+    ) -> Iterator[bytes]:
+        """Serve a session stream: one response per request, in order.
+
+        Responses are yielded serialized; the wire handler sends them as they are.
+        """
         identity = self._identify(context)
         bound: Session | None = None
         for request in request_iterator:
@@ -271,12 +273,12 @@ class EnvServicer(pb_grpc.EnvServiceServicer):
             with self._lifecycle:
                 response = pb.StreamSessionResponse(sequence=request.sequence)
                 try:
-                    bound = self._stream_request(identity, bound, request, response)
+                    bound, data = self._stream_request(identity, bound, request, response)
                 except GymrpcError as error:
-                    _set_error(response, error)
+                    data = _error_bytes(response, error)
                 except Exception as error:
-                    _set_error(response, _internal(error))
-                yield response
+                    data = _error_bytes(response, _internal(error))
+                yield data
 
     def _stream_request(
         self,
@@ -284,7 +286,8 @@ class EnvServicer(pb_grpc.EnvServiceServicer):
         bound: Session | None,
         request: pb.StreamSessionRequest,
         response: pb.StreamSessionResponse,
-    ) -> Session:
+    ) -> tuple[Session, bytes]:
+        """Run one stream request on its session; return the session and the answer."""
         kind = request.WhichOneof("request")
         if kind is None:
             raise InvalidArgumentError(
@@ -308,8 +311,7 @@ class EnvServicer(pb_grpc.EnvServiceServicer):
                         "with different content; sequence numbers must increase",
                         field="sequence",
                     )
-                response.CopyFrom(replay.response)
-                return bound
+                return bound, replay.response
             if request.sequence <= bound.last_sequence:
                 raise OutOfOrderError(
                     f"sequence: {request.sequence} is not greater than {bound.last_sequence}, "
@@ -323,12 +325,13 @@ class EnvServicer(pb_grpc.EnvServiceServicer):
                     self._reset(bound, inner, response.reset)
                 else:
                     self._step(identity, bound, inner, response.step)
+                data = self._serialize_result(bound, response, kind)
             except GymrpcError as error:
-                _set_error(response, error)
+                data = _error_bytes(response, error)
             except Exception as error:
-                _set_error(response, _internal(error))
-            bound.replay = ReplayEntry(request.sequence, request, response)
-        return bound
+                data = _error_bytes(response, _internal(error))
+            bound.replay = ReplayEntry(request.sequence, request, data)
+        return bound, data
 
     def _reset(
         self, session: Session, request: pb.ResetRequest, response: pb.ResetResponse
@@ -362,7 +365,6 @@ class EnvServicer(pb_grpc.EnvServiceServicer):
             fill_map(response.info, info, field="info")
         except GymrpcError as error:
             raise _undeliverable(session, error) from error
-        self._check_size(session, response, "reset")
 
     def _step(
         self,
@@ -387,20 +389,24 @@ class EnvServicer(pb_grpc.EnvServiceServicer):
             fill_map(response.info, result.info, field="info")
         except GymrpcError as error:
             raise _undeliverable(session, error) from error
-        self._check_size(session, response, "step")
 
-    def _check_size(
-        self, session: Session, response: pb.ResetResponse | pb.StepResponse, operation: str
-    ) -> None:
-        """Refuse a result gRPC would refuse to send, with a precise error.
+    def _serialize_result(
+        self,
+        session: Session,
+        response: pb.ResetResponse | pb.StepResponse | pb.StreamSessionResponse,
+        operation: str,
+    ) -> bytes:
+        """Serialize a result, refusing one gRPC would refuse to send.
 
         CreateSession refuses batches whose observations cannot fit; this catches the
         rest (large infos, unbounded spaces). The environments have moved on, so the
-        session needs a reset.
+        session needs a reset. Serializing here, once, is how the size is known: the
+        wire handler then sends these bytes as they are.
         """
-        size = response.ByteSize()
+        data = response.SerializeToString()
+        size = len(data)
         limit = self._settings.max_message_bytes
-        if size > limit - _ENVELOPE_BYTES:
+        if size > limit:
             session.mark_broken()
             raise ResponseTooLargeError(
                 f"{operation}: {session.env_id} returned a result of {size:,} bytes, above "
@@ -413,6 +419,7 @@ class EnvServicer(pb_grpc.EnvServiceServicer):
                     "result_bytes": str(size),
                 },
             )
+        return data
 
     # --- sub-environment access ---------------------------------------------------------
 
@@ -575,11 +582,13 @@ def _undeliverable(
     )
 
 
-def _set_error(response: pb.StreamSessionResponse, error: GymrpcError) -> None:
+def _error_bytes(response: pb.StreamSessionResponse, error: GymrpcError) -> bytes:
+    """Replace the response's content by ``error`` and serialize it."""
     sequence = response.sequence
     response.Clear()
     response.sequence = sequence
     response.error.CopyFrom(error.to_status())
+    return response.SerializeToString()
 
 
 def _internal(error: Exception) -> GymrpcError:

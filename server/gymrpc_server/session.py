@@ -63,11 +63,16 @@ class ReplayEntry:
 
     The session stores it without looking inside; the stream layer uses it to answer
     a retried request without executing it twice.
+
+    Attributes:
+        sequence: The request's sequence number.
+        request: The request, to tell a retry from a different request.
+        response: The serialized response, sent again as it is.
     """
 
     sequence: int
     request: Any
-    response: Any
+    response: bytes
 
 
 class Session:

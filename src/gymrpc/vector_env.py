@@ -32,6 +32,7 @@ from gymnasium.error import AlreadyPendingCallError, ClosedEnvironmentError, NoA
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
+from gymrpc.allocator import tune_allocator
 from gymrpc.batching import batch_actions, check_reset_mask, check_seeds
 from gymrpc.connection import Connection, ConnectionSettings
 from gymrpc.errors import GymrpcError, ResourceExhaustedError, from_status
@@ -119,6 +120,7 @@ class RemoteVectorEnv(VectorEnv[Any, Any, Any]):
                 f"vectorization_mode: {vectorization_mode!r}; expected 'vector_entry_point', "
                 "'sync' or None"
             )
+        tune_allocator()  # large observations: see gymrpc.allocator
         self._connection = Connection(
             ConnectionSettings.resolve(target, token, root_certificates, tls, timeout)
         )

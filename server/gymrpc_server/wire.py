@@ -1,10 +1,15 @@
-"""Request bodies that are not valid protobuf get INVALID_ARGUMENT, not grpcio's INTERNAL.
+"""The servicer's edge of the wire: request bodies in, response bytes out.
 
 grpcio runs a method's request deserializer before the servicer; if it raises, grpcio
 answers INTERNAL "Exception deserializing request!" with no details, although
-errors.proto reserves INTERNAL for faults of the server. :func:`tolerant_handler` wraps
+errors.proto reserves INTERNAL for faults of the server. :func:`wire_handler` wraps
 a method handler so that a body that does not parse reaches the servicer as an
 :class:`Undecodable` marker, which is answered with a precise INVALID_ARGUMENT.
+
+It also lets the servicer return responses already serialized (``bytes``): the
+servicer serializes results itself to check their size against the message limit, and
+serializing them a second time would cost as much again (upb's ``ByteSize`` serializes
+too).
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from grpc_status import rpc_status
 
 from gymrpc.errors import InvalidArgumentError
 
-__all__ = ["Undecodable", "tolerant_handler"]
+__all__ = ["Undecodable", "wire_handler"]
 
 
 class Undecodable:
@@ -77,21 +82,32 @@ def _checked(requests: Iterator[Any], context: grpc.ServicerContext) -> Iterator
         yield request
 
 
-def tolerant_handler(handler: grpc.RpcMethodHandler[Any, Any]) -> grpc.RpcMethodHandler[Any, Any]:
-    """Return ``handler`` with a deserializer that never raises.
+def _passthrough(serializer: Callable[[Any], bytes] | None) -> Callable[[Any], bytes] | None:
+    if serializer is None:
+        return None
+
+    def serialize(response: Any) -> bytes:
+        return response if type(response) is bytes else serializer(response)
+
+    return serialize
+
+
+def wire_handler(handler: grpc.RpcMethodHandler[Any, Any]) -> grpc.RpcMethodHandler[Any, Any]:
+    """Return ``handler`` with a lenient deserializer and a bytes-passing serializer.
 
     Args:
         handler: A method handler whose deserializer may raise on bad bodies.
 
     Returns:
         An equivalent handler that aborts with INVALID_ARGUMENT for a body that does
-        not parse (for a stream: when the servicer reaches that request).
+        not parse (for a stream: when the servicer reaches that request), and sends
+        responses the servicer returns as ``bytes`` as they are.
     """
     if handler.request_deserializer is None:
         return handler
     kwargs: dict[str, Any] = {
         "request_deserializer": _tolerant(handler.request_deserializer),
-        "response_serializer": handler.response_serializer,
+        "response_serializer": _passthrough(handler.response_serializer),
     }
     if handler.request_streaming:
         streaming = handler.stream_stream or handler.stream_unary

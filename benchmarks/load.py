@@ -33,7 +33,7 @@ import grpc
 
 ROOT = Path(__file__).resolve().parent.parent
 # The scenarios live with the tests that check them at a small scale.
-sys.path.insert(0, str(ROOT / "tests" / "robustness"))
+sys.path[:0] = [str(ROOT / "tests" / "robustness"), str(ROOT / "tests" / "support")]
 from gymrpc_robustness import (  # noqa: E402
     ClientReport,
     LatencySummary,

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import pytest
 from gymnasium.vector import AutoresetMode
-from gymrpc_testing import Running
+from gymrpc_testing import Running, server_command
 from vector_reference import (
     MODES,
     Lockstep,
@@ -78,15 +78,7 @@ def server_process() -> Iterator[Callable[[], ServerProcess]]:
     def start() -> ServerProcess:
         environ = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SUPPORT), *sys.path])}
         process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "gymrpc_server",
-                "--address",
-                "127.0.0.1:0",
-                "--env-module",
-                "gymrpc_test_envs",
-            ],
+            server_command(),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,

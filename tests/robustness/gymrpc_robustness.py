@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import IO
 
 import numpy as np
+from gymrpc_testing import server_command
 
 import gymrpc
 from gymrpc.connection import Connection, ConnectionSettings
@@ -179,16 +180,7 @@ class ServerProcess:
 
     def __init__(self, *flags: str, start_timeout: float = START_TIMEOUT) -> None:
         self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "gymrpc_server",
-                "--address",
-                "127.0.0.1:0",
-                "--env-module",
-                "gymrpc_test_envs",
-                *flags,
-            ],
+            server_command(*flags),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,

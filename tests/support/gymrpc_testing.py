@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import queue
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -111,6 +112,20 @@ class Running:
 
 
 Serve = Callable[..., Running]
+
+
+def server_command(*flags: str) -> list[str]:
+    """The command line of a server process on 127.0.0.1, port 0, with the test envs."""
+    return [
+        sys.executable,
+        "-m",
+        "gymrpc_server",
+        "--address",
+        "127.0.0.1:0",
+        "--env-module",
+        "gymrpc_test_envs",
+        *flags,
+    ]
 
 
 def start_server(**overrides: Any) -> Running:

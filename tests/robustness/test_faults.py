@@ -532,11 +532,10 @@ def test_a_network_that_stays_down_fails_cleanly(running: Running) -> None:
         proxy, pair = cut_and_direct(stack, running, AutoresetMode.NEXT_STEP)
         pair.reset(seed=3)
         proxy.cut(refuse=1_000_000)
-        started = time.monotonic()
-        with pytest.raises(ConnectionLostError, match="could not re-attach"):
+        # The client gives up when its re-attach window closes, not at the step's
+        # deadline (60 s); pytest's timeout would catch a hang.
+        with pytest.raises(ConnectionLostError, match=r"could not re-attach .* within 5 s"):
             pair.remote.step(pair.remote.action_space.sample())
-        # The re-attach window is 5 s; allow for gRPC's reconnect back-off.
-        assert time.monotonic() - started < 30
 
 
 def connects(target: str) -> bool:

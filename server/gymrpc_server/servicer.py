@@ -195,8 +195,12 @@ class EnvServicer(pb_grpc.EnvServiceServicer):
                     session_message(session, response.session)
             except BaseException:
                 # The caller never learns the id: do not leave the session counting
-                # against their limit until it idles out.
-                self._registry.close(identity, session.session_id)
+                # against their limit until it idles out. The first error is the one
+                # the caller gets; a failure to close is logged, not lost.
+                try:
+                    self._registry.close(identity, session.session_id)
+                except Exception:
+                    logger.exception("could not close session %s", session.session_id[:8])
                 raise
             return response
 

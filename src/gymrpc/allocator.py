@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import logging
 import os
 import sys
-import threading
 from typing import Final
 
 __all__ = ["tune_allocator"]
@@ -34,24 +34,18 @@ _M_MMAP_THRESHOLD: Final = -3
 MMAP_THRESHOLD: Final = 32 * 1024 * 1024
 TRIM_THRESHOLD: Final = 128 * 1024 * 1024
 
-_lock = threading.Lock()
-_state: dict[str, bool] = {}
 
-
+@functools.cache
 def tune_allocator() -> bool:
     """Raise glibc's mmap and trim thresholds, once per process.
+
+    (Two threads racing on the first call may both set them: harmless, mallopt is
+    idempotent.)
 
     Returns:
         Whether the thresholds are raised (False when turned off with
         ``GYMRPC_TUNE_MALLOC=0``, or not on glibc).
     """
-    with _lock:
-        if "done" not in _state:
-            _state["done"] = _tune()
-        return _state["done"]
-
-
-def _tune() -> bool:
     if os.environ.get("GYMRPC_TUNE_MALLOC", "1") == "0" or not sys.platform.startswith("linux"):
         return False
     name = ctypes.util.find_library("c")

@@ -165,8 +165,7 @@ class SessionStream:
             raise _BrokenStreamError(None) from None
         except grpc.RpcError as error:
             if watchdog.fired:
-                self._drop()
-                self._pending.clear()
+                self._abandon()
                 raise DeadlineExceededError(
                     f"no answer from {self._connection.settings.target} within {timeout:g} s; "
                     "the request may or may not have run (raise the timeout for slow "
@@ -177,22 +176,32 @@ class SessionStream:
             watchdog.deadline = None
 
     def _reattach(self, broken: _BrokenStreamError, timeout: float) -> pb.StreamSessionResponse:
-        error = broken.error
-        if error is not None and not _is_transport_failure(error):
-            self._drop()
-            self._pending.clear()
-            raise self._connection.translate(error)
-        logger.info(
-            "session %s: stream broke (%s); re-attaching",
-            self._session_id[:8],
-            error.code().name if error is not None else "ended",
-        )
         unanswered = list(self._pending)
         # The channel may still hold the transport that is closing, or its first new
         # connection may fail while the network flaps: retry, waiting for the channel to
         # be ready between attempts, until the re-attach window closes.
-        window_end = time.monotonic() + min(timeout, _REATTACH_WINDOW)
+        window = min(timeout, _REATTACH_WINDOW)
+        window_end = time.monotonic() + window
+        error = broken.error
+        first = True
         while True:
+            if error is not None and not _is_transport_failure(error):
+                self._abandon()
+                raise self._connection.translate(error) from None
+            if first:
+                logger.info(
+                    "session %s: stream broke (%s); re-attaching",
+                    self._session_id[:8],
+                    error.code().name if error is not None else "ended",
+                )
+            elif not self._await_channel(window_end):
+                self._abandon()
+                cause = error.details() if error is not None else "the stream ended"
+                raise ConnectionLostError(
+                    f"lost the connection to {self._connection.settings.target} and could "
+                    f"not re-attach to session {self._session_id} within {window:g} s: {cause}"
+                ) from None
+            first = False
             self._drop()
             self._open()
             assert self._requests is not None
@@ -201,19 +210,7 @@ class SessionStream:
             try:
                 return self._next(timeout)
             except _BrokenStreamError as again:
-                if again.error is not None and not _is_transport_failure(again.error):
-                    self._drop()
-                    self._pending.clear()
-                    raise self._connection.translate(again.error) from None
-                cause = again.error.details() if again.error is not None else "the stream ended"
-            if not self._await_channel(window_end):
-                self._drop()
-                self._pending.clear()
-                raise ConnectionLostError(
-                    f"lost the connection to {self._connection.settings.target} and could "
-                    f"not re-attach to session {self._session_id} within "
-                    f"{min(timeout, _REATTACH_WINDOW):g} s: {cause}"
-                ) from None
+                error = again.error
 
     def _await_channel(self, window_end: float) -> bool:
         """Wait until the channel is ready again; False once the window has closed."""
@@ -238,10 +235,14 @@ class SessionStream:
             self._call.cancel()
         self._requests = self._responses = self._call = None
 
-    def close(self) -> None:
-        """End the stream and stop its watchdog; the session stays open."""
+    def _abandon(self) -> None:
+        """Drop the stream and forget the requests it had in flight."""
         self._drop()
         self._pending.clear()
+
+    def close(self) -> None:
+        """End the stream and stop its watchdog; the session stays open."""
+        self._abandon()
         self._watchdog.stop()
 
 

@@ -2,11 +2,12 @@
 
 ``make proto`` writes ``src/gymrpc/v1`` from ``proto/gymrpc/v1``; ``make proto-check``
 regenerates into a temporary directory and fails if the committed files differ;
-``make lint`` runs ``buf lint`` and ``buf format`` on the schema.
+``make lint`` runs ``buf lint`` and ``buf format`` on the schema; ``make proto-breaking``
+runs ``buf breaking`` against the schema of the last release.
 
-Imports of ``google/rpc/*.proto`` are resolved from the installed
-``googleapis-common-protos`` package and the well-known types from ``grpc_tools``,
-so generation and linting work offline and need no ``buf.lock`` dependency.
+Every import resolves inside ``proto/``: the third-party files the schema uses are
+vendored there (``proto/VENDORED.md``), and the well-known types come with
+``grpc_tools``, so generation and linting work offline and need no ``buf.lock``.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ import sys
 import tempfile
 from pathlib import Path
 
-import google.rpc.status_pb2
 import grpc_tools
 from grpc_tools import protoc
 
@@ -27,7 +27,9 @@ ROOT = Path(__file__).resolve().parent.parent
 PROTO_ROOT = ROOT / "proto"
 PACKAGE_DIR = Path("gymrpc") / "v1"
 COMMITTED = ROOT / "src" / PACKAGE_DIR
-GOOGLEAPIS_INCLUDE = Path(google.rpc.status_pb2.__file__).resolve().parents[2]
+#: The schema of the last release, which `make proto-breaking` compares against. It is
+#: rewritten only when a release is cut (``--write-baseline``); see docs/compatibility.md.
+BASELINE = PROTO_ROOT / "releases" / "gymrpc-v1.binpb"
 WELL_KNOWN_INCLUDE = Path(grpc_tools.__file__).resolve().parent / "_proto"
 # mypy-protobuf's plugins live next to this interpreter, which need not be on PATH.
 PLUGIN_DIR = Path(sys.executable).parent
@@ -58,7 +60,6 @@ def generate(out_root: Path) -> Path:
     args = [
         "grpc_tools.protoc",
         f"-I{PROTO_ROOT}",
-        f"-I{GOOGLEAPIS_INCLUDE}",
         f"-I{WELL_KNOWN_INCLUDE}",
         f"--plugin=protoc-gen-mypy={PLUGIN_DIR / 'protoc-gen-mypy'}",
         f"--plugin=protoc-gen-mypy_grpc={PLUGIN_DIR / 'protoc-gen-mypy_grpc'}",
@@ -95,32 +96,39 @@ def check() -> int:
     return 0
 
 
+def _buf() -> str:
+    return shutil.which("buf", path=str(PLUGIN_DIR)) or "buf"
+
+
 def buf_lint() -> int:
-    """Run ``buf lint`` on a protoc-built image and ``buf format`` on the sources."""
-    buf = shutil.which("buf", path=str(PLUGIN_DIR)) or "buf"
-    with tempfile.TemporaryDirectory() as tmp:
-        image = Path(tmp) / "image.binpb"
-        args = [
-            "grpc_tools.protoc",
-            f"-I{PROTO_ROOT}",
-            f"-I{GOOGLEAPIS_INCLUDE}",
-            f"-I{WELL_KNOWN_INCLUDE}",
-            "--include_imports",
-            "--include_source_info",
-            f"--descriptor_set_out={image}",
-            *proto_files(),
-        ]
-        if protoc.main(args) != 0:
-            return 1
-        # The image also holds google/rpc and google/protobuf files; lint only ours.
-        lint = [buf, "lint", str(image), "--config", str(ROOT / "buf.yaml")]
-        for name in proto_files():
-            lint += ["--path", name]
-        status = subprocess.call(lint, cwd=ROOT)
-    fmt = subprocess.call([buf, "format", "--diff", "--exit-code", "proto"], cwd=ROOT)
+    """Run ``buf lint`` on the module and ``buf format`` on the sources, from the root."""
+    status = subprocess.call([_buf(), "lint"], cwd=ROOT)
+    fmt = subprocess.call(
+        [_buf(), "format", "--diff", "--exit-code", "--path", "proto/gymrpc"], cwd=ROOT
+    )
     if fmt != 0:
-        print("proto/ is not buf-formatted; run `make fmt`", file=sys.stderr)
+        print("proto/gymrpc is not buf-formatted; run `make fmt`", file=sys.stderr)
     return status or fmt
+
+
+def breaking(against: str | None) -> int:
+    """Run ``buf breaking`` against the last release's schema (or ``against``)."""
+    reference = against or str(BASELINE.relative_to(ROOT))
+    status = subprocess.call([_buf(), "breaking", "proto", "--against", reference], cwd=ROOT)
+    if status == 0:
+        print(f"proto/ keeps every rule of the schema in {reference} (buf breaking, FILE)")
+    return status
+
+
+def write_baseline() -> int:
+    """Record the current schema as the last release's (done when a release is cut)."""
+    BASELINE.parent.mkdir(parents=True, exist_ok=True)
+    status = subprocess.call(
+        [_buf(), "build", "proto", "--exclude-source-info", "-o", str(BASELINE)], cwd=ROOT
+    )
+    if status == 0:
+        print(f"wrote {BASELINE.relative_to(ROOT)}")
+    return status
 
 
 def main() -> int:
@@ -130,11 +138,24 @@ def main() -> int:
     action.add_argument("--out", type=Path, help="generate into OUT/gymrpc/v1")
     action.add_argument("--check", action="store_true", help="fail if src/gymrpc/v1 is stale")
     action.add_argument("--buf-lint", action="store_true", help="buf lint and format check")
+    action.add_argument(
+        "--breaking", action="store_true", help="buf breaking against the last release"
+    )
+    action.add_argument(
+        "--write-baseline", action="store_true", help="record proto/ as the released schema"
+    )
+    parser.add_argument(
+        "--against", help="with --breaking: a buf input to compare with instead of the baseline"
+    )
     args = parser.parse_args()
     if args.check:
         return check()
     if args.buf_lint:
         return buf_lint()
+    if args.breaking:
+        return breaking(args.against)
+    if args.write_baseline:
+        return write_baseline()
     generate(args.out)
     return 0
 

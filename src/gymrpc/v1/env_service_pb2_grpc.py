@@ -127,7 +127,8 @@ class EnvServiceServicer:
 
     def GetSession(self, request, context):
         """GetSession describes an existing session of the caller, for example to resume
-        it from another process that only knows its id.
+        it from another process that only knows its id, or to read its environments'
+        seeds before the first reset (`Session.np_random_seed`).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -159,30 +160,45 @@ class EnvServiceServicer:
 
     def StreamSession(self, request_iterator, context):
         """StreamSession is the fast path: a long-lived bidirectional stream of reset and
-        step requests on one session.
+        step requests on one session. The rules, each stated once here:
 
-        * Every request carries a `sequence` number. Sequence numbers are per session and
-        MUST increase strictly across all requests on that session, on any stream.
-        Two clients driving one session must therefore agree on numbering: a repeat
-        of the latest number is taken as a retry (see below).
-        * The first request binds the stream to the session it names; every later
-        request MUST name the same session.
-        * The server answers every request with exactly one response carrying the same
-        `sequence`, in request order. The client may pipeline: send further requests
-        before reading earlier responses.
-        * A request that fails gets a response whose `error` is set; the stream and the
-        session go on, and the failed request changed nothing. Requests sent after it
-        are still executed.
-        * Idempotent retry: the server remembers the most recent response of each
-        session. A request repeating the most recent sequence number with the same
-        content (for example re-sent on a new stream after a connection dropped) is
-        answered from memory and not executed twice. A unary Reset or Step forgets it.
-        * The stream ends with OK when the client half-closes and all responses are sent.
-        It ends with a status only for stream-wide conditions: UNAUTHENTICATED,
-        UNAVAILABLE (server stopping), RESOURCE_EXHAUSTED (message too large, server
-        busy), CANCELLED, DEADLINE_EXCEEDED.
-        * A session outlives its streams: after a stream ends for any reason, a new stream
-        can attach to the same session and continue.
+        1. Responses. The server answers every request with exactly one
+        StreamSessionResponse carrying the request's `sequence`, in request order. The
+        client may pipeline: send further requests before reading earlier responses.
+        2. Binding. The first request that names an existing session of the caller binds
+        the stream to it; every later request MUST name the same session.
+        3. Checks. A request is checked in this order; the first failure answers it with
+        an `error` response and the stream goes on:
+        a. exactly one of `reset` and `step` is set, else INVALID_ARGUMENT (reason
+        INVALID_ARGUMENT, field `request`);
+        b. its `session_id` is not empty, else INVALID_ARGUMENT (INVALID_ARGUMENT, field
+        `reset.session_id` or `step.session_id`); it names a session of the caller,
+        else NOT_FOUND (SESSION_NOT_FOUND); on a bound stream it names the bound
+        session, else INVALID_ARGUMENT (OUT_OF_ORDER);
+        c. its `sequence`: sequence numbers are per session, start above 0 and MUST
+        increase strictly across all requests on that session, on any stream. A
+        request repeating the session's latest number with identical content is a
+        retry: it is answered with the remembered response (see 5) and not run
+        again. A repeat with different content, or a lower number, is
+        INVALID_ARGUMENT (OUT_OF_ORDER, field `sequence`, metadata `last_sequence`).
+        4. Consumption. A request refused at 3a-3c consumes nothing. A request that passes
+        them consumes its number: it becomes the session's latest, then the request
+        runs, and its response, a result or an error (INVALID_ACTION, RESET_REQUIRED,
+        ...), is final for that number. A failed request changed nothing on the
+        session (see errors.proto for the few documented exceptions), and requests
+        sent after it are still run.
+        5. Idempotent retry. The server remembers the most recent response of each
+        session, so a request re-sent on a new stream after a connection dropped is
+        answered from memory. A unary Reset or Step forgets it (and consumes no
+        sequence number). Two clients driving one session must therefore agree on
+        numbering.
+        6. End. The stream ends with OK when the client half-closes and all responses are
+        sent. It ends with a status only for stream-wide conditions: UNAUTHENTICATED,
+        UNAVAILABLE (server stopping, see errors.proto), RESOURCE_EXHAUSTED (a message
+        too large, the server at its limit of concurrent calls), CANCELLED,
+        DEADLINE_EXCEEDED.
+        7. A session outlives its streams: after a stream ends for any other reason than
+        the server stopping, a new stream can attach to the same session and continue.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

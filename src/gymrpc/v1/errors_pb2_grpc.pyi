@@ -3,22 +3,42 @@
 isort:skip_file
 Errors: which gRPC status code and reason a gymrpc server answers with, and when.
 
-Every error a gymrpc server returns, as a call's status or as a per-request error on
-the session stream, is a `google.rpc.Status` whose `details` hold:
+# The error model
+
+Every error a gymrpc server returns is a `google.rpc.Status` (vendored in
+proto/google/rpc/status.proto). It travels:
+
+* for a unary call, and for a stream that ends with a status: as the call's gRPC
+  status code and message, and, serialized, in the standard binary trailing
+  metadata entry `grpc-status-details-bin` (gRPC's rich error model; grpcio-status,
+  grpc-go's `status.FromError`, grpc-java's `StatusProto.fromThrowable` read it);
+* for one request on the session stream: in `StreamSessionResponse.error`, and the
+  stream goes on.
+
+Its `details` (messages of proto/google/rpc/error_details.proto) hold:
 
 * always a `google.rpc.ErrorInfo` with `domain` "gymrpc.v1" and `reason` set to the
   name of an ErrorReason value without its `ERROR_REASON_` prefix (for example
-  "INVALID_ACTION"); `metadata["field"]` names the request field at fault when
-  there is one, and other `metadata` entries add machine-readable context such as
-  `session_id` or `limit`;
-* for INVALID_ARGUMENT, a `google.rpc.BadRequest` whose field violations name the
-  request field (a dotted path such as `actions`, `env_options.step_size` or
-  `reset_mask`) and say what was received and what was expected;
-* for RESOURCE_EXHAUSTED caused by a limit or quota, a `google.rpc.QuotaFailure`;
+  "INVALID_ACTION"); `metadata["field"]` holds the field path (see "Field paths" in
+  env_service.proto) of the request field at fault when there is one, and other
+  `metadata` entries add machine-readable context such as `session_id` or `limit`;
+* for INVALID_ARGUMENT with a field at fault, a `google.rpc.BadRequest` with one
+  field violation: the same field path, and the message as description;
+* for RESOURCE_EXHAUSTED, a `google.rpc.QuotaFailure` naming the limit;
 * for NOT_FOUND, a `google.rpc.ResourceInfo` naming the resource looked for.
 
-The status `message` is a complete English sentence naming the field, the value
-received and what was expected; clients show it to users as is.
+The status `message` is one line of English for humans: when a field is at fault it
+starts with that field's path and a colon (`num_envs: 0; expected at least 1`), then
+says the value received (clipped to 1 KiB for very long input) and what was
+expected. Clients show it as is; programs use the reason and the field.
+
+Statuses without these details come from gRPC itself, not from gymrpc: a message
+above the size limit or more calls than the server's concurrency limit
+(RESOURCE_EXHAUSTED), deadlines (DEADLINE_EXCEEDED), cancellations (CANCELLED) and
+broken connections (UNAVAILABLE). One exception, because gRPC cannot attach details
+to a call it ends from outside: when a server stops, it ends every open session
+stream with UNAVAILABLE and a message that starts with "SHUTTING_DOWN:"; the sessions
+are closed, and a client MUST NOT try to re-attach to them.
 
 A request rejected with any of these codes changes nothing on the server: the
 session's environments are exactly as before the request. The exceptions say so in
@@ -43,7 +63,9 @@ options an environment rejected itself, unless its metadata declares
 | INVALID_ARGUMENT    | INVALID_OPTION         | an env or reset option unknown, ill-typed or out   |
 |                     |                        | of range                                           |
 | INVALID_ARGUMENT    | INVALID_NUM_ENVS       | num_envs is 0                                      |
-| INVALID_ARGUMENT    | INVALID_ARGUMENT       | any other malformed field (empty session_id, ...)  |
+| INVALID_ARGUMENT    | INVALID_ARGUMENT       | any other malformed field: an empty session_id, a  |
+|                     |                        | stream request with neither reset nor step, an     |
+|                     |                        | unknown enum value, an undecodable request body    |
 | INVALID_ARGUMENT    | UNKNOWN_ATTRIBUTE      | Call/GetAttr/SetAttr name a missing attribute      |
 | INVALID_ARGUMENT    | OUT_OF_ORDER           | a stream request whose sequence is not greater     |
 |                     |                        | than the previous one, or naming another session   |
@@ -54,12 +76,17 @@ options an environment rejected itself, unless its metadata declares
 | FAILED_PRECONDITION | RESET_REQUIRED         | step before the session's first reset              |
 | FAILED_PRECONDITION | EPISODE_ENDED          | DISABLED autoreset: stepping a sub-environment     |
 |                     |                        | whose episode ended and that was not reset         |
-| FAILED_PRECONDITION | UNSUPPORTED_SPACE      | the environment uses a space protocol v1 cannot    |
-|                     |                        | describe                                           |
+| FAILED_PRECONDITION | UNSUPPORTED_SPACE      | the environment uses a space the protocol cannot   |
+|                     |                        | describe (a custom Space subclass, or Graph        |
+|                     |                        | features that are neither Box nor Discrete)        |
 | FAILED_PRECONDITION | UNSUPPORTED_AUTORESET  | the environment cannot run in the requested        |
 |                     |                        | autoreset mode                                     |
+| FAILED_PRECONDITION | EVALUATION_UNAVAILABLE | an evaluation session of an environment the server |
+|                     |                        | does not evaluate (or a server keeping no scores)  |
 | RESOURCE_EXHAUSTED  | NUM_ENVS_LIMIT         | num_envs above the server's max_num_envs           |
 | RESOURCE_EXHAUSTED  | SESSION_LIMIT          | the caller already has max_sessions_per_user open  |
+| RESOURCE_EXHAUSTED  | SERVER_BUSY            | the server has as many sessions open as it may     |
+|                     |                        | (all users together); try again later              |
 | RESOURCE_EXHAUSTED  | STEP_QUOTA_EXHAUSTED   | the caller's step quota would be exceeded          |
 | RESOURCE_EXHAUSTED  | TENSOR_TOO_LARGE       | a Tensor or Value declares more elements than the  |
 |                     |                        | server accepts                                     |
@@ -69,9 +96,9 @@ options an environment rejected itself, unless its metadata declares
 |                     |                        | `result_bytes`); Reset/Step: the environment       |
 |                     |                        | returned a larger result, which ran and cannot be  |
 |                     |                        | sent: the session must be reset                    |
-| RESOURCE_EXHAUSTED  | (none)                 | a message above max_message_bytes, or more calls   |
-|                     |                        | in progress than the server allows; gRPC itself    |
-|                     |                        | answers these, without details                     |
+| RESOURCE_EXHAUSTED  | (no details)           | from gRPC itself, not a gymrpc reason: a message   |
+|                     |                        | above max_message_bytes, or more calls in progress |
+|                     |                        | than the server allows                             |
 | UNAUTHENTICATED     | UNAUTHENTICATED        | tokens are configured and the call has no valid    |
 |                     |                        | `authorization: Bearer <token>` metadata           |
 | PERMISSION_DENIED   | PERMISSION_DENIED      | the caller's role may not do this, e.g. a `user`   |
@@ -79,7 +106,10 @@ options an environment rejected itself, unless its metadata declares
 | UNIMPLEMENTED       | NOT_SUPPORTED          | the operation exists in the protocol but this      |
 |                     |                        | server or environment cannot do it (e.g. render    |
 |                     |                        | without a render mode)                             |
+| UNAVAILABLE         | SCORES_UNAVAILABLE     | an evaluation request while the server cannot      |
+|                     |                        | record episodes; retry later                       |
 | UNAVAILABLE         | SHUTTING_DOWN          | the server is stopping and accepts no new work     |
+|                     |                        | (open streams: see "The error model" above)        |
 | INTERNAL            | ENVIRONMENT_ERROR      | the environment's own code raised; the message     |
 |                     |                        | carries its exception; the session must be reset   |
 |                     |                        | before it can step again                           |
@@ -87,7 +117,8 @@ options an environment rejected itself, unless its metadata declares
 
 INTERNAL is reserved for faults of the server or of the environment's code, never
 for anything a client request can cause; UNKNOWN is never sent on purpose.
-DEADLINE_EXCEEDED and CANCELLED come from gRPC itself.
+DEADLINE_EXCEEDED and CANCELLED come from gRPC itself. Every ErrorReason value below
+is sent by a gymrpc server in the situation the table gives.
 """
 
 from collections import abc as _abc

@@ -23,29 +23,40 @@ _sym_db = _symbol_database.Default()
 
 
 from gymrpc.v1 import tensor_pb2 as gymrpc_dot_v1_dot_tensor__pb2
+from gymrpc.v1 import value_pb2 as gymrpc_dot_v1_dot_value__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15gymrpc/v1/space.proto\x12\tgymrpc.v1\x1a\x16gymrpc/v1/tensor.proto\"\xa3\x02\n\x05Space\x12\"\n\x03\x62ox\x18\x01 \x01(\x0b\x32\x13.gymrpc.v1.BoxSpaceH\x00\x12,\n\x08\x64iscrete\x18\x02 \x01(\x0b\x32\x18.gymrpc.v1.DiscreteSpaceH\x00\x12\x37\n\x0emulti_discrete\x18\x03 \x01(\x0b\x32\x1d.gymrpc.v1.MultiDiscreteSpaceH\x00\x12\x33\n\x0cmulti_binary\x18\x04 \x01(\x0b\x32\x1b.gymrpc.v1.MultiBinarySpaceH\x00\x12$\n\x04\x64ict\x18\x05 \x01(\x0b\x32\x14.gymrpc.v1.DictSpaceH\x00\x12&\n\x05tuple\x18\x06 \x01(\x0b\x32\x15.gymrpc.v1.TupleSpaceH\x00\x42\x06\n\x04kindJ\x04\x08\x07\x10\x10\"~\n\x08\x42oxSpace\x12\"\n\x05\x64type\x18\x01 \x01(\x0e\x32\x13.gymrpc.v1.DataType\x12\r\n\x05shape\x18\x02 \x03(\x03\x12\x1e\n\x03low\x18\x03 \x01(\x0b\x32\x11.gymrpc.v1.Tensor\x12\x1f\n\x04high\x18\x04 \x01(\x0b\x32\x11.gymrpc.v1.Tensor\"M\n\rDiscreteSpace\x12\t\n\x01n\x18\x01 \x01(\x03\x12\r\n\x05start\x18\x02 \x01(\x03\x12\"\n\x05\x64type\x18\x03 \x01(\x0e\x32\x13.gymrpc.v1.DataType\"W\n\x12MultiDiscreteSpace\x12\x1f\n\x04nvec\x18\x01 \x01(\x0b\x32\x11.gymrpc.v1.Tensor\x12 \n\x05start\x18\x02 \x01(\x0b\x32\x11.gymrpc.v1.Tensor\"3\n\x10MultiBinarySpace\x12\r\n\x05shape\x18\x01 \x03(\x03\x12\x10\n\x08scalar_n\x18\x02 \x01(\x08\"7\n\tDictSpace\x12*\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x19.gymrpc.v1.DictSpaceEntry\">\n\x0e\x44ictSpaceEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x1f\n\x05space\x18\x02 \x01(\x0b\x32\x10.gymrpc.v1.Space\".\n\nTupleSpace\x12 \n\x06spaces\x18\x01 \x03(\x0b\x32\x10.gymrpc.v1.Spaceb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15gymrpc/v1/space.proto\x12\tgymrpc.v1\x1a\x16gymrpc/v1/tensor.proto\x1a\x15gymrpc/v1/value.proto\"\xf0\x03\n\x05Space\x12\"\n\x03\x62ox\x18\x01 \x01(\x0b\x32\x13.gymrpc.v1.BoxSpaceH\x00\x12,\n\x08\x64iscrete\x18\x02 \x01(\x0b\x32\x18.gymrpc.v1.DiscreteSpaceH\x00\x12\x37\n\x0emulti_discrete\x18\x03 \x01(\x0b\x32\x1d.gymrpc.v1.MultiDiscreteSpaceH\x00\x12\x33\n\x0cmulti_binary\x18\x04 \x01(\x0b\x32\x1b.gymrpc.v1.MultiBinarySpaceH\x00\x12$\n\x04\x64ict\x18\x05 \x01(\x0b\x32\x14.gymrpc.v1.DictSpaceH\x00\x12&\n\x05tuple\x18\x06 \x01(\x0b\x32\x15.gymrpc.v1.TupleSpaceH\x00\x12$\n\x04text\x18\x07 \x01(\x0b\x32\x14.gymrpc.v1.TextSpaceH\x00\x12,\n\x08sequence\x18\x08 \x01(\x0b\x32\x18.gymrpc.v1.SequenceSpaceH\x00\x12&\n\x05graph\x18\t \x01(\x0b\x32\x15.gymrpc.v1.GraphSpaceH\x00\x12\'\n\x06one_of\x18\n \x01(\x0b\x32\x15.gymrpc.v1.OneOfSpaceH\x00\x12,\n\tgenerator\x18\x0b \x01(\x0b\x32\x19.gymrpc.v1.GeneratorStateB\x06\n\x04kind\"H\n\x0eGeneratorState\x12\x15\n\rbit_generator\x18\x01 \x01(\t\x12\x1f\n\x05state\x18\x02 \x01(\x0b\x32\x10.gymrpc.v1.Value\"~\n\x08\x42oxSpace\x12\"\n\x05\x64type\x18\x01 \x01(\x0e\x32\x13.gymrpc.v1.DataType\x12\r\n\x05shape\x18\x02 \x03(\x03\x12\x1e\n\x03low\x18\x03 \x01(\x0b\x32\x11.gymrpc.v1.Tensor\x12\x1f\n\x04high\x18\x04 \x01(\x0b\x32\x11.gymrpc.v1.Tensor\"M\n\rDiscreteSpace\x12\t\n\x01n\x18\x01 \x01(\x03\x12\r\n\x05start\x18\x02 \x01(\x03\x12\"\n\x05\x64type\x18\x03 \x01(\x0e\x32\x13.gymrpc.v1.DataType\"W\n\x12MultiDiscreteSpace\x12\x1f\n\x04nvec\x18\x01 \x01(\x0b\x32\x11.gymrpc.v1.Tensor\x12 \n\x05start\x18\x02 \x01(\x0b\x32\x11.gymrpc.v1.Tensor\"3\n\x10MultiBinarySpace\x12\r\n\x05shape\x18\x01 \x03(\x03\x12\x10\n\x08scalar_n\x18\x02 \x01(\x08\"]\n\tDictSpace\x12*\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x19.gymrpc.v1.DictSpaceEntry\x12\x16\n\tsort_keys\x18\x02 \x01(\x08H\x00\x88\x01\x01\x42\x0c\n\n_sort_keys\">\n\x0e\x44ictSpaceEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x1f\n\x05space\x18\x02 \x01(\x0b\x32\x10.gymrpc.v1.Space\".\n\nTupleSpace\x12 \n\x06spaces\x18\x01 \x03(\x0b\x32\x10.gymrpc.v1.Space\"D\n\tTextSpace\x12\x12\n\nmax_length\x18\x01 \x01(\x03\x12\x12\n\nmin_length\x18\x02 \x01(\x03\x12\x0f\n\x07\x63harset\x18\x03 \x01(\t\"G\n\rSequenceSpace\x12\'\n\rfeature_space\x18\x01 \x01(\x0b\x32\x10.gymrpc.v1.Space\x12\r\n\x05stack\x18\x02 \x01(\x08\"X\n\nGraphSpace\x12$\n\nnode_space\x18\x01 \x01(\x0b\x32\x10.gymrpc.v1.Space\x12$\n\nedge_space\x18\x02 \x01(\x0b\x32\x10.gymrpc.v1.Space\".\n\nOneOfSpace\x12 \n\x06spaces\x18\x01 \x03(\x0b\x32\x10.gymrpc.v1.Spaceb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'gymrpc.v1.space_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_SPACE']._serialized_start=61
-  _globals['_SPACE']._serialized_end=352
-  _globals['_BOXSPACE']._serialized_start=354
-  _globals['_BOXSPACE']._serialized_end=480
-  _globals['_DISCRETESPACE']._serialized_start=482
-  _globals['_DISCRETESPACE']._serialized_end=559
-  _globals['_MULTIDISCRETESPACE']._serialized_start=561
-  _globals['_MULTIDISCRETESPACE']._serialized_end=648
-  _globals['_MULTIBINARYSPACE']._serialized_start=650
-  _globals['_MULTIBINARYSPACE']._serialized_end=701
-  _globals['_DICTSPACE']._serialized_start=703
-  _globals['_DICTSPACE']._serialized_end=758
-  _globals['_DICTSPACEENTRY']._serialized_start=760
-  _globals['_DICTSPACEENTRY']._serialized_end=822
-  _globals['_TUPLESPACE']._serialized_start=824
-  _globals['_TUPLESPACE']._serialized_end=870
+  _globals['_SPACE']._serialized_start=84
+  _globals['_SPACE']._serialized_end=580
+  _globals['_GENERATORSTATE']._serialized_start=582
+  _globals['_GENERATORSTATE']._serialized_end=654
+  _globals['_BOXSPACE']._serialized_start=656
+  _globals['_BOXSPACE']._serialized_end=782
+  _globals['_DISCRETESPACE']._serialized_start=784
+  _globals['_DISCRETESPACE']._serialized_end=861
+  _globals['_MULTIDISCRETESPACE']._serialized_start=863
+  _globals['_MULTIDISCRETESPACE']._serialized_end=950
+  _globals['_MULTIBINARYSPACE']._serialized_start=952
+  _globals['_MULTIBINARYSPACE']._serialized_end=1003
+  _globals['_DICTSPACE']._serialized_start=1005
+  _globals['_DICTSPACE']._serialized_end=1098
+  _globals['_DICTSPACEENTRY']._serialized_start=1100
+  _globals['_DICTSPACEENTRY']._serialized_end=1162
+  _globals['_TUPLESPACE']._serialized_start=1164
+  _globals['_TUPLESPACE']._serialized_end=1210
+  _globals['_TEXTSPACE']._serialized_start=1212
+  _globals['_TEXTSPACE']._serialized_end=1280
+  _globals['_SEQUENCESPACE']._serialized_start=1282
+  _globals['_SEQUENCESPACE']._serialized_end=1353
+  _globals['_GRAPHSPACE']._serialized_start=1355
+  _globals['_GRAPHSPACE']._serialized_end=1443
+  _globals['_ONEOFSPACE']._serialized_start=1445
+  _globals['_ONEOFSPACE']._serialized_end=1491
 # @@protoc_insertion_point(module_scope)

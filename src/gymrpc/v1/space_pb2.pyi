@@ -13,6 +13,7 @@ from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf.internal import containers as _containers
 from gymrpc.v1 import tensor_pb2 as _tensor_pb2
+from gymrpc.v1 import value_pb2 as _value_pb2
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -28,10 +29,15 @@ DESCRIPTOR: _descriptor.FileDescriptor
 class Space(_message.Message):
     """Space describes one (unbatched) Gymnasium space. Exactly one kind MUST be set.
 
-    Space kinds not listed here (Text, Sequence, Graph, OneOf) are not part of protocol
-    v1: a server cannot serve an environment that uses them and says so with
-    FAILED_PRECONDITION (reason UNSUPPORTED_SPACE). Field numbers 7 to 15 are kept for
-    future kinds.
+    Every space of Gymnasium 1.x is described, nested to any depth. A server that meets
+    a space it cannot describe (a custom Space subclass) refuses the environment with
+    FAILED_PRECONDITION (reason UNSUPPORTED_SPACE).
+
+    Batches of Text, Sequence, Graph and OneOf values are not arrays: as Gymnasium's
+    `batch_space` makes them, the batch of such a space is a `tuple_value` with one
+    (unbatched) value per sub-environment, in order. So a Dict observation space with a
+    Box entry and a Text entry batches to a `dict_value` whose Box entry is one
+    (num_envs, ...) array and whose Text entry is a tuple of num_envs strings.
     """
 
     DESCRIPTOR: _descriptor.Descriptor
@@ -42,6 +48,11 @@ class Space(_message.Message):
     MULTI_BINARY_FIELD_NUMBER: _builtins.int
     DICT_FIELD_NUMBER: _builtins.int
     TUPLE_FIELD_NUMBER: _builtins.int
+    TEXT_FIELD_NUMBER: _builtins.int
+    SEQUENCE_FIELD_NUMBER: _builtins.int
+    GRAPH_FIELD_NUMBER: _builtins.int
+    ONE_OF_FIELD_NUMBER: _builtins.int
+    GENERATOR_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def box(self) -> Global___BoxSpace:
         """`gymnasium.spaces.Box`."""
@@ -66,6 +77,40 @@ class Space(_message.Message):
     def tuple(self) -> Global___TupleSpace:
         """`gymnasium.spaces.Tuple`."""
 
+    @_builtins.property
+    def text(self) -> Global___TextSpace:
+        """`gymnasium.spaces.Text` (protocol 1.1)."""
+
+    @_builtins.property
+    def sequence(self) -> Global___SequenceSpace:
+        """`gymnasium.spaces.Sequence` (protocol 1.1)."""
+
+    @_builtins.property
+    def graph(self) -> Global___GraphSpace:
+        """`gymnasium.spaces.Graph` (protocol 1.1)."""
+
+    @_builtins.property
+    def one_of(self) -> Global___OneOfSpace:
+        """`gymnasium.spaces.OneOf` (protocol 1.1)."""
+
+    @_builtins.property
+    def generator(self) -> Global___GeneratorState:
+        """The state of the space's own random generator, which its `sample()` draws from
+        (protocol 1.1). Optional: clients without numpy, or that do not know the bit
+        generator, ignore it. Every Space of a tree carries its own (a Dict's, each of its
+        entries', a Graph's node space's...), set when that space has a generator and
+        unset when it has none yet: the server never seeds a space to fill it.
+
+        Servers set it in a Session's `single_observation_space` and
+        `single_action_space` as they are when the Session message is built, except in
+        evaluation sessions (an environment may draw its secret randomness from its own
+        spaces), and never in ListEnvironments. A client that restores it holds spaces
+        whose generators continue the server-side environment's: `batch_space` copies
+        each one, so its batched spaces draw the samples `SyncVectorEnv`'s would
+        (reproducibly when the environment seeded its action space, and alike for two
+        batches built alike).
+        """
+
     def __init__(
         self,
         *,
@@ -75,16 +120,60 @@ class Space(_message.Message):
         multi_binary: Global___MultiBinarySpace | None = ...,
         dict: Global___DictSpace | None = ...,
         tuple: Global___TupleSpace | None = ...,
+        text: Global___TextSpace | None = ...,
+        sequence: Global___SequenceSpace | None = ...,
+        graph: Global___GraphSpace | None = ...,
+        one_of: Global___OneOfSpace | None = ...,
+        generator: Global___GeneratorState | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["box", b"box", "dict", b"dict", "discrete", b"discrete", "kind", b"kind", "multi_binary", b"multi_binary", "multi_discrete", b"multi_discrete", "tuple", b"tuple"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["box", b"box", "dict", b"dict", "discrete", b"discrete", "generator", b"generator", "graph", b"graph", "kind", b"kind", "multi_binary", b"multi_binary", "multi_discrete", b"multi_discrete", "one_of", b"one_of", "sequence", b"sequence", "text", b"text", "tuple", b"tuple"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["box", b"box", "dict", b"dict", "discrete", b"discrete", "kind", b"kind", "multi_binary", b"multi_binary", "multi_discrete", b"multi_discrete", "tuple", b"tuple"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["box", b"box", "dict", b"dict", "discrete", b"discrete", "generator", b"generator", "graph", b"graph", "kind", b"kind", "multi_binary", b"multi_binary", "multi_discrete", b"multi_discrete", "one_of", b"one_of", "sequence", b"sequence", "text", b"text", "tuple", b"tuple"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["box", "discrete", "multi_discrete", "multi_binary", "dict", "tuple"]  # noqa: Y015
+    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["box", "discrete", "multi_discrete", "multi_binary", "dict", "tuple", "text", "sequence", "graph", "one_of"]  # noqa: Y015
     _WhichOneofArgType_kind: _TypeAlias = _typing.Literal["kind", b"kind"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_kind) -> _WhichOneofReturnType_kind | None: ...
 
 Global___Space: _TypeAlias = Space  # noqa: Y015
+
+@_typing.final
+class GeneratorState(_message.Message):
+    """GeneratorState is the state of a `numpy.random.Generator` (protocol 1.1).
+
+    Restore it by building the named bit generator and assigning the state:
+    `numpy.random.Generator(numpy.random.PCG64())` then `generator.bit_generator.state =
+    state`. It continues the sender's random stream from where it was.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BIT_GENERATOR_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    bit_generator: _builtins.str
+    """The bit generator's class name in `numpy.random`: "PCG64" (Gymnasium's),
+    "PCG64DXSM", "MT19937", "Philox" or "SFC64".
+    """
+    @_builtins.property
+    def state(self) -> _value_pb2.Value:
+        """Its `bit_generator.state`, a `dict_value` exactly as numpy gives it (integers
+        beyond 64 bits as `big_int_value`, arrays as `array_value`). For PCG64:
+        {"bit_generator": "PCG64", "state": {"state": <128-bit int>, "inc": <128-bit int>},
+        "has_uint32": 0 or 1, "uinteger": <32-bit int>}.
+        """
+
+    def __init__(
+        self,
+        *,
+        bit_generator: _builtins.str = ...,
+        state: _value_pb2.Value | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["state", b"state"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bit_generator", b"bit_generator", "state", b"state"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GeneratorState: _TypeAlias = GeneratorState  # noqa: Y015
 
 @_typing.final
 class BoxSpace(_message.Message):
@@ -238,6 +327,14 @@ class DictSpace(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     ENTRIES_FIELD_NUMBER: _builtins.int
+    SORT_KEYS_FIELD_NUMBER: _builtins.int
+    sort_keys: _builtins.bool
+    """Gymnasium's `Dict.sort_keys`: whether the space sorts the keys of a plain mapping
+    it is given. It does not change this space's order (`entries` is it) but it
+    decides the order of the batched space, which `batch_space` builds from a plain
+    mapping. Unset (senders before 1.1): true exactly when `entries` are in sorted
+    order (protocol 1.1).
+    """
     @_builtins.property
     def entries(self) -> _containers.RepeatedCompositeFieldContainer[Global___DictSpaceEntry]:
         """The sub-spaces, in the space's key order. Keys MUST be unique."""
@@ -246,12 +343,15 @@ class DictSpace(_message.Message):
         self,
         *,
         entries: _abc.Iterable[Global___DictSpaceEntry] | None = ...,
+        sort_keys: _builtins.bool | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_sort_keys", b"_sort_keys", "sort_keys", b"sort_keys"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["entries", b"entries"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_sort_keys", b"_sort_keys", "entries", b"entries", "sort_keys", b"sort_keys"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__sort_keys: _TypeAlias = _typing.Literal["sort_keys"]  # noqa: Y015
+    _WhichOneofArgType__sort_keys: _TypeAlias = _typing.Literal["_sort_keys", b"_sort_keys"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__sort_keys) -> _WhichOneofReturnType__sort_keys | None: ...
 
 Global___DictSpace: _TypeAlias = DictSpace  # noqa: Y015
 
@@ -308,3 +408,153 @@ class TupleSpace(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___TupleSpace: _TypeAlias = TupleSpace  # noqa: Y015
+
+@_typing.final
+class TextSpace(_message.Message):
+    """TextSpace is `Text(max_length, min_length=min_length, charset=charset)`: strings of
+    min_length to max_length characters (inclusive), each from `charset`. A value is a
+    `string_value`.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MAX_LENGTH_FIELD_NUMBER: _builtins.int
+    MIN_LENGTH_FIELD_NUMBER: _builtins.int
+    CHARSET_FIELD_NUMBER: _builtins.int
+    max_length: _builtins.int
+    """Longest string, in characters (Unicode code points); MUST be >= min_length."""
+    min_length: _builtins.int
+    """Shortest string, in characters; MUST be >= 0."""
+    charset: _builtins.str
+    """The characters a string may contain, each exactly once, in any order (Gymnasium
+    compares character sets as sets). MUST NOT be empty.
+    """
+    def __init__(
+        self,
+        *,
+        max_length: _builtins.int = ...,
+        min_length: _builtins.int = ...,
+        charset: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["charset", b"charset", "max_length", b"max_length", "min_length", b"min_length"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TextSpace: _TypeAlias = TextSpace  # noqa: Y015
+
+@_typing.final
+class SequenceSpace(_message.Message):
+    """SequenceSpace is `Sequence(feature_space, stack=stack)`: sequences of any length
+    (0 included) of values of `feature_space`.
+
+    A value with `stack` false is a `tuple_value` of feature values. With `stack` true
+    it is the feature values stacked along a new first axis, as Gymnasium stacks them:
+    for a Box, Discrete, MultiDiscrete or MultiBinary feature space an `array_value` of
+    shape (length, *feature_shape); for Dict and Tuple feature spaces a `dict_value` /
+    `tuple_value` of such stacks; for the other kinds a `tuple_value` of feature
+    values.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FEATURE_SPACE_FIELD_NUMBER: _builtins.int
+    STACK_FIELD_NUMBER: _builtins.int
+    stack: _builtins.bool
+    """Whether values are stacked (see above)."""
+    @_builtins.property
+    def feature_space(self) -> Global___Space:
+        """The space of each element. MUST be set."""
+
+    def __init__(
+        self,
+        *,
+        feature_space: Global___Space | None = ...,
+        stack: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["feature_space", b"feature_space"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["feature_space", b"feature_space", "stack", b"stack"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SequenceSpace: _TypeAlias = SequenceSpace  # noqa: Y015
+
+@_typing.final
+class GraphSpace(_message.Message):
+    """GraphSpace is `Graph(node_space, edge_space)`: graphs with any number of nodes and
+    edges, each node carrying a value of `node_space` and each edge one of `edge_space`.
+    A value is a `graph_value` (see value.proto).
+
+    A graph's node features are stacked as Gymnasium stacks them,
+    `batch_space(node_space, num_nodes)`, like the values of a stacked SequenceSpace:
+
+    * Box, Discrete, MultiDiscrete, MultiBinary: an `array_value` of shape
+      (num_nodes, *feature_shape) and the feature space's dtype (int8 for MultiBinary;
+      shape (num_nodes,) for Discrete);
+    * Dict: a `dict_value` with the feature space's keys, each holding the stack of that
+      entry's values (stacked by these same rules); Tuple: a `tuple_value` holding the
+      stack of each item's values;
+    * Text, Sequence, Graph, OneOf: a `tuple_value` of num_nodes feature values.
+
+    Every stack inside is num_nodes long. Edge features are stacked the same way, num_edges
+    long. For example, the nodes of a graph of 4 nodes whose node space is
+    `Dict({"kind": Discrete(3), "pos": Box(0, 1, (2,))})` are a `dict_value`
+    {"kind": int64 array of shape (4,), "pos": float32 array of shape (4, 2)}.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NODE_SPACE_FIELD_NUMBER: _builtins.int
+    EDGE_SPACE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def node_space(self) -> Global___Space:
+        """The space of one node's features: any space. MUST be set."""
+
+    @_builtins.property
+    def edge_space(self) -> Global___Space:
+        """The space of one edge's features: any space; unset when edges carry no features
+        (Gymnasium's `edge_space=None`).
+        """
+
+    def __init__(
+        self,
+        *,
+        node_space: Global___Space | None = ...,
+        edge_space: Global___Space | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["edge_space", b"edge_space", "node_space", b"node_space"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["edge_space", b"edge_space", "node_space", b"node_space"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GraphSpace: _TypeAlias = GraphSpace  # noqa: Y015
+
+@_typing.final
+class OneOfSpace(_message.Message):
+    """OneOfSpace is `OneOf(spaces)`: a value of exactly one of the sub-spaces, with its
+    index. A value is a `tuple_value` of two items: the index, as a DATA_TYPE_INT64
+    `scalar_value`, and a value of `spaces[index]`.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SPACES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def spaces(self) -> _containers.RepeatedCompositeFieldContainer[Global___Space]:
+        """The sub-spaces, in order; at least one."""
+
+    def __init__(
+        self,
+        *,
+        spaces: _abc.Iterable[Global___Space] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["spaces", b"spaces"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___OneOfSpace: _TypeAlias = OneOfSpace  # noqa: Y015

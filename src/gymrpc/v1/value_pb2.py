@@ -26,7 +26,7 @@ from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from gymrpc.v1 import tensor_pb2 as gymrpc_dot_v1_dot_tensor__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15gymrpc/v1/value.proto\x12\tgymrpc.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x16gymrpc/v1/tensor.proto\"\xc1\x03\n\x05Value\x12\x30\n\nnull_value\x18\x01 \x01(\x0e\x32\x1a.google.protobuf.NullValueH\x00\x12\x14\n\nbool_value\x18\x02 \x01(\x08H\x00\x12\x13\n\tint_value\x18\x03 \x01(\x12H\x00\x12\x15\n\x0b\x66loat_value\x18\x04 \x01(\x01H\x00\x12\x16\n\x0cstring_value\x18\x05 \x01(\tH\x00\x12\x15\n\x0b\x62ytes_value\x18\x06 \x01(\x0cH\x00\x12(\n\x0b\x61rray_value\x18\x07 \x01(\x0b\x32\x11.gymrpc.v1.TensorH\x00\x12)\n\x0cscalar_value\x18\x08 \x01(\x0b\x32\x11.gymrpc.v1.TensorH\x00\x12*\n\nlist_value\x18\t \x01(\x0b\x32\x14.gymrpc.v1.ValueListH\x00\x12+\n\x0btuple_value\x18\n \x01(\x0b\x32\x14.gymrpc.v1.ValueListH\x00\x12)\n\ndict_value\x18\x0b \x01(\x0b\x32\x13.gymrpc.v1.ValueMapH\x00\x12\x34\n\x12object_array_value\x18\x0c \x01(\x0b\x32\x16.gymrpc.v1.ObjectArrayH\x00\x42\x06\n\x04kind\",\n\tValueList\x12\x1f\n\x05items\x18\x01 \x03(\x0b\x32\x10.gymrpc.v1.Value\"5\n\x08ValueMap\x12)\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x18.gymrpc.v1.ValueMapEntry\"=\n\rValueMapEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x1f\n\x05value\x18\x02 \x01(\x0b\x32\x10.gymrpc.v1.Value\"=\n\x0bObjectArray\x12\r\n\x05shape\x18\x01 \x03(\x03\x12\x1f\n\x05items\x18\x02 \x03(\x0b\x32\x10.gymrpc.v1.Valueb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15gymrpc/v1/value.proto\x12\tgymrpc.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x16gymrpc/v1/tensor.proto\"\x88\x04\n\x05Value\x12\x30\n\nnull_value\x18\x01 \x01(\x0e\x32\x1a.google.protobuf.NullValueH\x00\x12\x14\n\nbool_value\x18\x02 \x01(\x08H\x00\x12\x13\n\tint_value\x18\x03 \x01(\x12H\x00\x12\x15\n\x0b\x66loat_value\x18\x04 \x01(\x01H\x00\x12\x16\n\x0cstring_value\x18\x05 \x01(\tH\x00\x12\x15\n\x0b\x62ytes_value\x18\x06 \x01(\x0cH\x00\x12(\n\x0b\x61rray_value\x18\x07 \x01(\x0b\x32\x11.gymrpc.v1.TensorH\x00\x12)\n\x0cscalar_value\x18\x08 \x01(\x0b\x32\x11.gymrpc.v1.TensorH\x00\x12*\n\nlist_value\x18\t \x01(\x0b\x32\x14.gymrpc.v1.ValueListH\x00\x12+\n\x0btuple_value\x18\n \x01(\x0b\x32\x14.gymrpc.v1.ValueListH\x00\x12)\n\ndict_value\x18\x0b \x01(\x0b\x32\x13.gymrpc.v1.ValueMapH\x00\x12\x34\n\x12object_array_value\x18\x0c \x01(\x0b\x32\x16.gymrpc.v1.ObjectArrayH\x00\x12,\n\x0bgraph_value\x18\r \x01(\x0b\x32\x15.gymrpc.v1.GraphValueH\x00\x12\x17\n\rbig_int_value\x18\x0e \x01(\tH\x00\x42\x06\n\x04kind\"u\n\nGraphValue\x12\x1f\n\x05nodes\x18\x01 \x01(\x0b\x32\x10.gymrpc.v1.Value\x12\x1f\n\x05\x65\x64ges\x18\x02 \x01(\x0b\x32\x10.gymrpc.v1.Value\x12%\n\nedge_links\x18\x03 \x01(\x0b\x32\x11.gymrpc.v1.Tensor\",\n\tValueList\x12\x1f\n\x05items\x18\x01 \x03(\x0b\x32\x10.gymrpc.v1.Value\"5\n\x08ValueMap\x12)\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x18.gymrpc.v1.ValueMapEntry\"=\n\rValueMapEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x1f\n\x05value\x18\x02 \x01(\x0b\x32\x10.gymrpc.v1.Value\"=\n\x0bObjectArray\x12\r\n\x05shape\x18\x01 \x03(\x03\x12\x1f\n\x05items\x18\x02 \x03(\x0b\x32\x10.gymrpc.v1.Valueb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,13 +34,15 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'gymrpc.v1.value_pb2', _glob
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_VALUE']._serialized_start=91
-  _globals['_VALUE']._serialized_end=540
-  _globals['_VALUELIST']._serialized_start=542
-  _globals['_VALUELIST']._serialized_end=586
-  _globals['_VALUEMAP']._serialized_start=588
-  _globals['_VALUEMAP']._serialized_end=641
-  _globals['_VALUEMAPENTRY']._serialized_start=643
-  _globals['_VALUEMAPENTRY']._serialized_end=704
-  _globals['_OBJECTARRAY']._serialized_start=706
-  _globals['_OBJECTARRAY']._serialized_end=767
+  _globals['_VALUE']._serialized_end=611
+  _globals['_GRAPHVALUE']._serialized_start=613
+  _globals['_GRAPHVALUE']._serialized_end=730
+  _globals['_VALUELIST']._serialized_start=732
+  _globals['_VALUELIST']._serialized_end=776
+  _globals['_VALUEMAP']._serialized_start=778
+  _globals['_VALUEMAP']._serialized_end=831
+  _globals['_VALUEMAPENTRY']._serialized_start=833
+  _globals['_VALUEMAPENTRY']._serialized_end=894
+  _globals['_OBJECTARRAY']._serialized_start=896
+  _globals['_OBJECTARRAY']._serialized_end=957
 # @@protoc_insertion_point(module_scope)

@@ -39,6 +39,7 @@ class Value(_message.Message):
     | `null_value`         | `None`                                |                                    |
     | `bool_value`         | `bool`                                |                                    |
     | `int_value`          | `int`                                 | must fit in a signed 64-bit integer|
+    | `big_int_value`      | `int`                                 | any other integer (1.1)            |
     | `float_value`        | `float`                               |                                    |
     | `string_value`       | `str`                                 | UTF-8                              |
     | `bytes_value`        | `bytes`                               |                                    |
@@ -48,10 +49,27 @@ class Value(_message.Message):
     | `tuple_value`        | `tuple`                               |                                    |
     | `dict_value`         | `dict` with `str` keys                | key order is preserved             |
     | `object_array_value` | `numpy.ndarray` of dtype `object`     | e.g. SAME_STEP `final_obs`         |
+    | `graph_value`        | `gymnasium.spaces.GraphInstance`      | values of a Graph space (1.1)      |
 
-    Observations and actions use only `array_value` (for Box, Discrete, MultiDiscrete and
-    MultiBinary spaces), `dict_value` (Dict spaces) and `tuple_value` (Tuple spaces),
-    following the structure of the space, with the batch dimension first in every array.
+    Observations and actions follow the structure of their space (see space.proto):
+    `array_value` for Box, Discrete, MultiDiscrete and MultiBinary (batch dimension
+    first), `dict_value` for Dict and `tuple_value` for Tuple; batches of Text,
+    Sequence, Graph and OneOf values are `tuple_value`s of one `string_value`, sequence,
+    `graph_value` or (index, value) tuple per sub-environment.
+
+    Rules for languages without Python's distinctions:
+
+    * `scalar_value` and a 0-d `array_value` carry the same bytes; Python tells a numpy
+      scalar (`numpy.float32(1.5)`) from a 0-d array. A reader MAY treat both as a number
+      of the tensor's type; a writer sends `array_value` unless it mirrors a numpy scalar.
+    * `tuple_value` and `list_value` both hold an ordered sequence; Python tells a tuple
+      from a list. A reader MAY treat both alike; a writer MUST send `tuple_value` for
+      the values of a Tuple space and `list_value` for other sequences.
+    * `int_value` and `float_value` are plain numbers; an `array_value` of one element is
+      not a plain number.
+    * An `object_array_value` is an array whose elements are Values; where a space says
+      what they are (SAME_STEP's `final_obs`), each element is one sub-environment's
+      unbatched value (for a Box of shape S, an `array_value` of shape S) or `null_value`.
     """
 
     DESCRIPTOR: _descriptor.Descriptor
@@ -68,6 +86,8 @@ class Value(_message.Message):
     TUPLE_VALUE_FIELD_NUMBER: _builtins.int
     DICT_VALUE_FIELD_NUMBER: _builtins.int
     OBJECT_ARRAY_VALUE_FIELD_NUMBER: _builtins.int
+    GRAPH_VALUE_FIELD_NUMBER: _builtins.int
+    BIG_INT_VALUE_FIELD_NUMBER: _builtins.int
     null_value: _struct_pb2.NullValue.ValueType
     """Python `None`. The only valid value is NULL_VALUE."""
     bool_value: _builtins.bool
@@ -80,6 +100,11 @@ class Value(_message.Message):
     """A UTF-8 string."""
     bytes_value: _builtins.bytes
     """A byte string."""
+    big_int_value: _builtins.str
+    """A plain integer outside the signed 64-bit range, in decimal digits with an
+    optional leading "-" (protocol 1.1): Gymnasium's seeds drawn from entropy are
+    128-bit. Senders use `int_value` whenever the integer fits.
+    """
     @_builtins.property
     def array_value(self) -> _tensor_pb2.Tensor:
         """An n-dimensional numeric or boolean array."""
@@ -108,6 +133,10 @@ class Value(_message.Message):
         `final_obs` with `None` where a sub-environment did not end.
         """
 
+    @_builtins.property
+    def graph_value(self) -> Global___GraphValue:
+        """One graph, a value of a Graph space (protocol 1.1)."""
+
     def __init__(
         self,
         *,
@@ -123,16 +152,74 @@ class Value(_message.Message):
         tuple_value: Global___ValueList | None = ...,
         dict_value: Global___ValueMap | None = ...,
         object_array_value: Global___ObjectArray | None = ...,
+        graph_value: Global___GraphValue | None = ...,
+        big_int_value: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["array_value", b"array_value", "bool_value", b"bool_value", "bytes_value", b"bytes_value", "dict_value", b"dict_value", "float_value", b"float_value", "int_value", b"int_value", "kind", b"kind", "list_value", b"list_value", "null_value", b"null_value", "object_array_value", b"object_array_value", "scalar_value", b"scalar_value", "string_value", b"string_value", "tuple_value", b"tuple_value"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["array_value", b"array_value", "big_int_value", b"big_int_value", "bool_value", b"bool_value", "bytes_value", b"bytes_value", "dict_value", b"dict_value", "float_value", b"float_value", "graph_value", b"graph_value", "int_value", b"int_value", "kind", b"kind", "list_value", b"list_value", "null_value", b"null_value", "object_array_value", b"object_array_value", "scalar_value", b"scalar_value", "string_value", b"string_value", "tuple_value", b"tuple_value"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["array_value", b"array_value", "bool_value", b"bool_value", "bytes_value", b"bytes_value", "dict_value", b"dict_value", "float_value", b"float_value", "int_value", b"int_value", "kind", b"kind", "list_value", b"list_value", "null_value", b"null_value", "object_array_value", b"object_array_value", "scalar_value", b"scalar_value", "string_value", b"string_value", "tuple_value", b"tuple_value"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["array_value", b"array_value", "big_int_value", b"big_int_value", "bool_value", b"bool_value", "bytes_value", b"bytes_value", "dict_value", b"dict_value", "float_value", b"float_value", "graph_value", b"graph_value", "int_value", b"int_value", "kind", b"kind", "list_value", b"list_value", "null_value", b"null_value", "object_array_value", b"object_array_value", "scalar_value", b"scalar_value", "string_value", b"string_value", "tuple_value", b"tuple_value"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["null_value", "bool_value", "int_value", "float_value", "string_value", "bytes_value", "array_value", "scalar_value", "list_value", "tuple_value", "dict_value", "object_array_value"]  # noqa: Y015
+    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["null_value", "bool_value", "int_value", "float_value", "string_value", "bytes_value", "array_value", "scalar_value", "list_value", "tuple_value", "dict_value", "object_array_value", "graph_value", "big_int_value"]  # noqa: Y015
     _WhichOneofArgType_kind: _TypeAlias = _typing.Literal["kind", b"kind"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_kind) -> _WhichOneofReturnType_kind | None: ...
 
 Global___Value: _TypeAlias = Value  # noqa: Y015
+
+@_typing.final
+class GraphValue(_message.Message):
+    """GraphValue is one value of a Graph space, `GraphInstance(nodes, edges, edge_links)`.
+
+    `nodes` and `edges` hold the features of every node and every edge stacked as
+    GraphSpace says (space.proto): an `array_value` whose first dimension counts the
+    nodes (edges) for Box, Discrete, MultiDiscrete and MultiBinary features, a
+    `dict_value` or `tuple_value` of such stacks for Dict and Tuple features, a
+    `tuple_value` of one value per node (edge) for the other kinds. num_nodes is the
+    length of the node stack.
+
+    A receiver refuses with INVALID_ARGUMENT (reason INVALID_VALUE) a graph_value whose
+    `nodes` is unset or of another kind, whose `nodes` or `edges` is a 0-d
+    `array_value`, or whose `edge_links` breaks its rule below where the counts are
+    plain: `nodes` an `array_value` bounds the link entries, `edges` an `array_value`
+    gives num_edges. Where a stack is a `dict_value` or `tuple_value` its length
+    follows from the space, and the server checks actions against their space
+    (INVALID_ACTION).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NODES_FIELD_NUMBER: _builtins.int
+    EDGES_FIELD_NUMBER: _builtins.int
+    EDGE_LINKS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def nodes(self) -> Global___Value:
+        """Node features: an `array_value` (at least one dimension), `dict_value` or
+        `tuple_value`, as above. MUST be set.
+        """
+
+    @_builtins.property
+    def edges(self) -> Global___Value:
+        """Edge features, of the same kinds; unset when the value has none (Python `None`)."""
+
+    @_builtins.property
+    def edge_links(self) -> _tensor_pb2.Tensor:
+        """The nodes each edge connects: an integer tensor of shape (num_edges, 2), each
+        entry in 0..num_nodes-1; unset when the value has none (Python `None`).
+        """
+
+    def __init__(
+        self,
+        *,
+        nodes: Global___Value | None = ...,
+        edges: Global___Value | None = ...,
+        edge_links: _tensor_pb2.Tensor | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["edge_links", b"edge_links", "edges", b"edges", "nodes", b"nodes"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["edge_links", b"edge_links", "edges", b"edges", "nodes", b"nodes"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GraphValue: _TypeAlias = GraphValue  # noqa: Y015
 
 @_typing.final
 class ValueList(_message.Message):

@@ -73,6 +73,9 @@ def load_tokens(path: Path) -> dict[str, Identity]:
         document = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as error:
         raise ValueError(f"tokens file {path}: not valid TOML: {error}") from error
+    except (OSError, UnicodeDecodeError) as error:
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
+        raise ValueError(f"tokens file {path}: cannot be read ({reason})") from error
     entries = document.get("tokens")
     if not isinstance(entries, list) or not entries:
         raise ValueError(f"tokens file {path}: expected one or more [[tokens]] tables")

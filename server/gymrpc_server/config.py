@@ -49,6 +49,26 @@ class ServerConfig:
             other than their default.
         attribute_access: Who may use Call, GetAttr and SetAttr on sub-environments:
             ``"admin"`` (the default: attributes can reveal hidden state) or ``"all"``.
+        workers: Server processes to run on this host (see :mod:`.workers`); each is a
+            full server on its own port.
+        worker_targets: The addresses of every worker of this server, this one
+            included, in order; GetServerInfo reports them. Set by the worker launcher.
+        database: Where episodes and scores are kept: a SQLite path, a SQLAlchemy URL
+            (``sqlite:///...``, ``postgresql+psycopg://...``), ``"none"`` to keep none,
+            or None for the default SQLite file in the user's data directory.
+        score_window: A score is the mean return of this many last evaluation episodes.
+        evaluation_envs: Environments that accept evaluation sessions, with their
+            default options; None means ``gymrpc/Turbofan-v0`` when it is served.
+        leaderboard: Who may read leaderboards: ``"public"`` (every authenticated
+            caller) or ``"admin"``.
+        http_address: ``host:port`` of the leaderboard web page; None serves none.
+        record_queue: Episodes that may wait to be written (while the database is slow
+            or unreachable) before evaluation requests are refused.
+        metrics_address: ``host:port`` serving Prometheus metrics at ``/metrics`` (see
+            :mod:`.metrics`; needs the ``metrics`` extra); None serves none.
+        metrics_directory: Set by the worker launcher: record metrics into
+            prometheus-client's multiprocess files in this directory, which the
+            launcher serves for all workers; the worker serves nothing itself.
     """
 
     address: str = DEFAULT_ADDRESS
@@ -71,6 +91,16 @@ class ServerConfig:
     grace_period: float = 5.0
     privileged_options: frozenset[str] = frozenset({"expose_hidden_state"})
     attribute_access: str = "admin"
+    workers: int = 1
+    worker_targets: tuple[str, ...] = ()
+    database: str | None = None
+    score_window: int = 100
+    evaluation_envs: tuple[str, ...] | None = None
+    leaderboard: str = "public"
+    http_address: str | None = None
+    record_queue: int = 10_000
+    metrics_address: str | None = None
+    metrics_directory: Path | None = None
 
     def __post_init__(self) -> None:
         """Reject inconsistent settings with a message naming the setting."""
@@ -83,6 +113,9 @@ class ServerConfig:
             "max_tensor_elements": self.max_tensor_elements,
             "max_workers": self.max_workers,
             "max_concurrent_rpcs": self.max_concurrent_rpcs,
+            "workers": self.workers,
+            "score_window": self.score_window,
+            "record_queue": self.record_queue,
         }
         for name, value in positive.items():
             if value <= 0:
@@ -99,6 +132,12 @@ class ServerConfig:
             raise ValueError(
                 f"anonymous_role is {self.anonymous_role!r}; expected 'user' or 'admin'"
             )
+        if self.leaderboard not in ("public", "admin"):
+            raise ValueError(f"leaderboard is {self.leaderboard!r}; expected 'public' or 'admin'")
+        if self.http_address is not None:
+            split_address(self.http_address)
+        if self.metrics_address is not None:
+            split_address(self.metrics_address)
         if self.attribute_access not in ("admin", "all"):
             raise ValueError(
                 f"attribute_access is {self.attribute_access!r}; expected 'admin' or 'all'"

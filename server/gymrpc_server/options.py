@@ -1,4 +1,4 @@
-"""Environment options: discovered from constructor signatures, validated by name and type.
+"""Environment options: discovered from constructor signatures (validated in :mod:`.validation`).
 
 An environment's options are the keyword arguments of its entry point (the class or
 function registered with Gymnasium), with defaults from its registration. Their types
@@ -15,9 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from gymrpc.errors import InvalidOptionError
-
-__all__ = ["NO_DEFAULT", "OptionInfo", "OptionKind", "check_options", "discover_options"]
+__all__ = ["NO_DEFAULT", "OptionInfo", "OptionKind", "discover_options", "takes_any_keyword"]
 
 
 class OptionKind(enum.Enum):
@@ -51,6 +49,9 @@ class OptionInfo:
         nullable: Whether ``None`` is accepted.
         description: Text from the docstring, may be empty.
         privileged: Whether only admins may set it to anything but its default.
+        unit: What the value counts, when the environment says so (its metadata
+            ``gymrpc.option_units``), e.g. sub-steps for the turbofan's
+            ``max_episode_steps``.
     """
 
     name: str
@@ -59,6 +60,7 @@ class OptionInfo:
     nullable: bool = False
     description: str = ""
     privileged: bool = False
+    unit: str = ""
 
 
 # Parameters that the vectorizer, not the user, sets.
@@ -120,6 +122,25 @@ def discover_options(
     return options
 
 
+def takes_any_keyword(creator: Callable[..., Any]) -> bool:
+    """Whether the entry point accepts keyword arguments it does not name (``**kwargs``).
+
+    Such an entry point passes them on, as MuJoCo's environments pass ``render_mode``
+    to ``MujocoEnv``: options it does not name may still be its own.
+
+    Example:
+        >>> def make(size: int = 3, **kwargs: object) -> None: ...
+        >>> takes_any_keyword(make), takes_any_keyword(lambda size=3: None)
+        (True, False)
+    """
+    target = creator.__init__ if inspect.isclass(creator) else creator
+    try:
+        parameters = inspect.signature(target).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(parameter.kind is inspect.Parameter.VAR_KEYWORD for parameter in parameters)
+
+
 def _describe_args(doc: str) -> dict[str, str]:
     found: dict[str, str] = {}
     in_args = False
@@ -168,75 +189,3 @@ def _kind_of_value(value: Any) -> OptionKind:
         if type(value) is python_type:
             return kind
     return OptionKind.ANY
-
-
-_EXPECTED = {
-    OptionKind.BOOL: "a bool",
-    OptionKind.INT: "an int",
-    OptionKind.FLOAT: "a float",
-    OptionKind.STRING: "a string",
-    OptionKind.DICT: "a dict",
-}
-
-
-def _check_value(option: OptionInfo, value: Any, field: str) -> Any:
-    if value is None:
-        if option.nullable:
-            return None
-        raise InvalidOptionError(
-            f"{field}: got None; expected {_EXPECTED.get(option.kind, 'a value')}",
-            field=field,
-        )
-    kind = option.kind
-    if kind is OptionKind.ANY:
-        return value
-    if kind is OptionKind.FLOAT and type(value) is int:
-        return float(value)
-    expected_type = {
-        OptionKind.BOOL: bool,
-        OptionKind.INT: int,
-        OptionKind.FLOAT: float,
-        OptionKind.STRING: str,
-        OptionKind.DICT: dict,
-    }[kind]
-    if type(value) is not expected_type:
-        raise InvalidOptionError(
-            f"{field}: got {type(value).__name__} {value!r}; expected {_EXPECTED[kind]}",
-            field=field,
-        )
-    return value
-
-
-def check_options(
-    given: Mapping[str, Any],
-    accepted: Mapping[str, OptionInfo],
-    *,
-    env_id: str,
-    field: str = "env_options",
-) -> dict[str, Any]:
-    """Validate options by name and type.
-
-    Args:
-        given: Decoded option values from the request.
-        accepted: What the environment accepts.
-        env_id: The environment, for error messages.
-        field: Path of the options in the request, for error messages.
-
-    Returns:
-        The options with values converted where the protocol allows it (an int given
-        for a float option becomes a float).
-
-    Raises:
-        InvalidOptionError: For an unknown name or a value of the wrong type.
-    """
-    checked: dict[str, Any] = {}
-    for name, value in given.items():
-        option = accepted.get(name)
-        if option is None:
-            known = ", ".join(sorted(accepted)) or "none"
-            raise InvalidOptionError(
-                f"{field}.{name}: {env_id} has no option {name!r}; its options are: {known}",
-                field=f"{field}.{name}",
-            )
-        checked[name] = _check_value(option, value, f"{field}.{name}")
-    return checked

@@ -6,6 +6,7 @@ exactly like an id that never existed, so ids leak nothing.
 
 from __future__ import annotations
 
+import functools
 import logging
 import secrets
 import threading
@@ -15,23 +16,27 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import gymnasium
 from gymnasium.vector import AutoresetMode, VectorEnv
 
 from gymrpc.errors import (
-    InvalidNumEnvsError,
+    EvaluationUnavailableError,
     NumEnvsLimitError,
-    PermissionDeniedError,
     ResponseTooLargeError,
+    ServerBusyError,
     SessionLimitError,
     SessionNotFoundError,
     StepQuotaExhaustedError,
 )
-from gymrpc.spaces import encode_space
+from gymrpc_server.affinity import EnvThread, needs_own_thread
 from gymrpc_server.auth import Identity
-from gymrpc_server.catalogue import Catalogue, Vectorization
-from gymrpc_server.options import NO_DEFAULT, check_options
-from gymrpc_server.session import Session
+from gymrpc_server.catalogue import BuildPlan, BuiltEnv, Catalogue, EnvEntry, Vectorization
+from gymrpc_server.policy import AccessPolicy
+from gymrpc_server.scores.evaluation import EvaluationEpisodes, EvaluationRules, SeededEpisodes
+from gymrpc_server.scores.tracker import EpisodeTracker, ReasonSpec, TrackedSession, jsonable
+from gymrpc_server.session import EpisodeObserver, Session
 from gymrpc_server.sizing import result_bytes
+from gymrpc_server.validation import check_num_envs, check_session_id
 
 __all__ = ["Limits", "SessionRegistry"]
 
@@ -57,11 +62,23 @@ class SessionRegistry:
     Args:
         catalogue: The servable environments.
         limits: The limits to enforce.
+        policy: Who may set which options.
+        evaluation: The challenge's rules and scores database (its store is None when
+            the server keeps no scores: then no episode is recorded).
     """
 
-    def __init__(self, catalogue: Catalogue, limits: Limits) -> None:
+    def __init__(
+        self,
+        catalogue: Catalogue,
+        limits: Limits,
+        policy: AccessPolicy,
+        evaluation: EvaluationRules | None = None,
+    ) -> None:
+        evaluation = evaluation or EvaluationRules((), None)
         self._catalogue = catalogue
         self.limits = limits
+        self._policy = policy
+        self._evaluation = evaluation
         self._sessions: dict[str, Session] = {}
         self._per_user: Counter[str] = Counter()
         self._steps: Counter[str] = Counter()
@@ -79,62 +96,94 @@ class SessionRegistry:
         vectorization: Vectorization | None,
         options: Mapping[str, Any],
         seed: int | None,
+        evaluation: bool = False,
     ) -> Session:
-        """Create a session for ``owner``.
+        """Create a session for ``owner``; an evaluation session when ``evaluation``.
 
         Raises:
             InvalidNumEnvsError: If ``num_envs`` is 0.
             NumEnvsLimitError: If ``num_envs`` exceeds the limit.
-            SessionLimitError: If the user or the server has too many sessions.
+            SessionLimitError: If the user has too many sessions.
+            ServerBusyError: If the server has too many sessions.
             PermissionDeniedError: If a non-admin changes a privileged option.
             EnvNotFoundError, InvalidOptionError, UnsupportedAutoresetError,
-            UnsupportedSpaceError, EnvironmentFailureError: From building the batch.
+            EnvironmentFailureError: From planning and building the batch.
             ResponseTooLargeError: If a step's result could exceed max_message_bytes.
+            EvaluationUnavailableError, InvalidSeedError: For an evaluation session the
+                server does not offer (see :mod:`.scores.evaluation`).
         """
-        if num_envs < 1:
-            raise InvalidNumEnvsError(
-                f"num_envs: {num_envs}; expected at least 1", field="num_envs"
-            )
+        check_num_envs(num_envs)
         if num_envs > self.limits.max_num_envs:
             raise NumEnvsLimitError(
                 f"num_envs: {num_envs} exceeds this server's limit of "
-                f"{self.limits.max_num_envs} sub-environments per session",
+                f"{self.limits.max_num_envs} sub-environments per session; expected at "
+                f"most {self.limits.max_num_envs}",
                 field="num_envs",
                 metadata={"limit": str(self.limits.max_num_envs)},
             )
         entry = self._catalogue.entry(env_id)
+        store = self._evaluation.check_create(env_id, seed) if evaluation else None
         # Names and types first (INVALID_ARGUMENT), then who may set them.
-        checked = check_options(options, entry.options, env_id=env_id)
-        self._check_privileges(owner, entry.options, checked)
+        plan = self._catalogue.plan(
+            entry, autoreset_mode=autoreset_mode, vectorization=vectorization, options=options
+        )
+        if evaluation:
+            EvaluationRules.check_options(plan.accepted, plan.options)
+        else:
+            self._policy.check_options(owner, plan.accepted, plan.options)
         self._reserve(owner)
+        session_id = secrets.token_urlsafe(24)
+        episodes = (
+            None if store is None else EvaluationEpisodes(store, owner.user, env_id, num_envs)
+        )
+        # An environment bound to its thread is built, called and closed on one of its own.
+        thread = (
+            EnvThread(f"gymrpc-env-{session_id[:8]}")
+            if needs_own_thread(entry.metadata, plan.effective)
+            else None
+        )
         try:
-            built = self._catalogue.build(
+            build = functools.partial(
+                self._build,
                 entry,
+                plan,
                 num_envs=num_envs,
                 autoreset_mode=autoreset_mode,
-                vectorization=vectorization,
-                options=options,
+                requested=vectorization,
+                episodes=episodes,
             )
+            built = build() if thread is None else thread.run(build)
             try:
-                # Refuse environments whose spaces the protocol cannot describe now,
-                # not at the first step.
-                encode_space(built.env.single_observation_space, field="observation_space")
-                encode_space(built.env.single_action_space, field="action_space")
                 self._check_result_size(built.env, env_id, autoreset_mode)
             except Exception:
-                built.env.close()
+                if thread is None:
+                    built.env.close()
+                else:
+                    thread.run(built.env.close)
                 raise
         except BaseException:
+            if thread is not None:
+                thread.close()
             with self._lock:
                 self._per_user[owner.user] -= 1
             raise
         session = Session(
-            secrets.token_urlsafe(24),
+            session_id,
             owner=owner,
             env_id=env_id,
             built=built,
             autoreset_mode=autoreset_mode,
             default_seed=seed,
+            evaluation=evaluation,
+            observer=self._observer(
+                owner,
+                env_id=env_id,
+                session_id=session_id,
+                built=built,
+                autoreset_mode=autoreset_mode,
+                episodes=episodes,
+            ),
+            thread=thread,
         )
         with self._lock:
             self._sessions[session.session_id] = session
@@ -148,6 +197,85 @@ class SessionRegistry:
             built.vectorization.value,
         )
         return session
+
+    def _build(
+        self,
+        entry: EnvEntry,
+        plan: BuildPlan,
+        *,
+        num_envs: int,
+        autoreset_mode: AutoresetMode,
+        requested: Vectorization | None,
+        episodes: EvaluationEpisodes | None,
+    ) -> BuiltEnv:
+        """Build the batch; an evaluation batch takes every episode's seed from k."""
+        if episodes is None:
+            return self._catalogue.build(
+                entry, plan, num_envs=num_envs, autoreset_mode=autoreset_mode
+            )
+
+        def seeded(env: gymnasium.Env[Any, Any], index: int) -> gymnasium.Env[Any, Any]:
+            return SeededEpisodes(env, index, episodes)
+
+        built = self._catalogue.build(
+            entry, plan, num_envs=num_envs, autoreset_mode=autoreset_mode, wrap_single=seeded
+        )
+        if built.vectorization is Vectorization.SYNC:
+            return built
+        if built.env.metadata.get("gymrpc.episode_seed_source"):
+            built.env.episode_seed_source = episodes.draw  # type: ignore[attr-defined]
+            return built
+        # A native batch that cannot take seeds per episode cannot be evaluated; the
+        # same environment under SyncVectorEnv can, unless native was asked for.
+        built.env.close()
+        if requested is Vectorization.NATIVE or entry.sync_options is None:
+            raise EvaluationUnavailableError(
+                f"vectorization_mode: {entry.env_id}'s native vector implementation cannot "
+                "seed each episode, which evaluation needs; expected vectorization_mode sync",
+                field="vectorization_mode",
+            )
+        sync_plan = self._catalogue.plan(
+            entry,
+            autoreset_mode=autoreset_mode,
+            vectorization=Vectorization.SYNC,
+            options=plan.options,
+        )
+        return self._catalogue.build(
+            entry, sync_plan, num_envs=num_envs, autoreset_mode=autoreset_mode, wrap_single=seeded
+        )
+
+    def _observer(
+        self,
+        owner: Identity,
+        *,
+        env_id: str,
+        session_id: str,
+        built: BuiltEnv,
+        autoreset_mode: AutoresetMode,
+        episodes: EvaluationEpisodes | None,
+    ) -> EpisodeObserver | None:
+        """What records the session's episodes (None when the server keeps no scores)."""
+        store = self._evaluation.store
+        if store is None:
+            return None
+        tracker = EpisodeTracker(
+            TrackedSession(
+                user=owner.user,
+                env_id=env_id,
+                session_id=session_id,
+                env_options=jsonable(built.options),
+                num_envs=built.env.num_envs,
+                autoreset_mode=autoreset_mode,
+                evaluation=episodes is not None,
+                reason=ReasonSpec.from_metadata(built.env.metadata),
+            ),
+            store.record,
+            current_k=None if episodes is None else (lambda: episodes.current_k),
+        )
+        if episodes is None:
+            return tracker
+        episodes.tracker = tracker
+        return episodes
 
     def _check_result_size(
         self, env: VectorEnv[Any, Any, Any], env_id: str, autoreset_mode: AutoresetMode
@@ -169,53 +297,38 @@ class SessionRegistry:
                 metadata={"limit": str(limit), "result_bytes": str(size)},
             )
 
-    @staticmethod
-    def _check_privileges(
-        owner: Identity, accepted: Mapping[str, Any], options: Mapping[str, Any]
-    ) -> None:
-        if owner.is_admin:
-            return
-        for name, value in options.items():
-            info = accepted.get(name)
-            if info is None or not info.privileged:
-                continue
-            default = None if info.default is NO_DEFAULT else info.default
-            if value != default:
-                raise PermissionDeniedError(
-                    f"env_options.{name}: only admins may set {name} (to {value!r}); "
-                    f"user {owner.user!r} has the role {owner.role.value!r}",
-                    field=f"env_options.{name}",
-                )
-
     def _reserve(self, owner: Identity) -> None:
         with self._lock:
             if self._per_user[owner.user] >= self.limits.max_sessions_per_user:
                 raise SessionLimitError(
                     f"user {owner.user!r} already has {self._per_user[owner.user]} sessions "
-                    f"open, the limit; close one first",
+                    f"open, this server's limit per user; close one first",
                     metadata={"limit": str(self.limits.max_sessions_per_user)},
                 )
             if sum(self._per_user.values()) >= self.limits.max_sessions:
-                raise SessionLimitError(
-                    f"the server has {self.limits.max_sessions} sessions open, its limit; "
-                    "try again later",
+                raise ServerBusyError(
+                    f"the server has {self.limits.max_sessions} sessions open (all users "
+                    "together), its limit; try again later",
                     metadata={"limit": str(self.limits.max_sessions)},
                 )
             self._per_user[owner.user] += 1
 
-    def get(self, owner: Identity, session_id: str) -> Session:
+    def get(self, owner: Identity, session_id: str, field: str = "session_id") -> Session:
         """Find a session of ``owner``.
 
         Raises:
+            InvalidArgumentError: If ``session_id`` is empty.
             SessionNotFoundError: If there is none with this id for this user.
         """
+        check_session_id(session_id, field)
         with self._lock:
             session = self._sessions.get(session_id)
         if session is None or session.owner.user != owner.user or session.closed:
             raise SessionNotFoundError(
-                f"session_id: no session {session_id!r} for user {owner.user!r} (never "
-                "created, closed, or expired after idling)",
-                field="session_id",
+                f"{field}: no session {session_id!r} for user {owner.user!r} (never "
+                "created, closed, or expired after idling); expected one of your open "
+                "sessions",
+                field=field,
                 metadata={"resource_name": session_id},
             )
         return session

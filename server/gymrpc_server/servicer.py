@@ -1,14 +1,16 @@
-"""The gRPC servicer: authenticates, decodes requests, runs them on sessions, encodes.
+"""The gRPC servicer: a translator between the wire and the server's rule modules.
 
-It holds no environment logic: sessions and the catalogue do the work and raise
-gymrpc errors; this module turns those into statuses (unary calls) or per-request
-``error`` responses (the session stream), and never lets an exception escape as
-UNKNOWN.
+For every call it decodes the request, asks the rule modules (:mod:`.validation`,
+:mod:`.policy`, :mod:`.sequencing`) and the registry, runs the operation on the
+session, and encodes the result. It holds no environment logic and no rule of its
+own; every exception becomes a precise status (unary calls) or a per-request
+``error`` response (the session stream), never UNKNOWN.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, NoReturn, TypeVar
@@ -17,8 +19,8 @@ import grpc
 from google.protobuf import duration_pb2
 from grpc_status import rpc_status
 
+from gymrpc import __version__
 from gymrpc.errors import (
-    AuthenticationError,
     EnvironmentFailureError,
     GymrpcError,
     InternalServerError,
@@ -26,40 +28,33 @@ from gymrpc.errors import (
     InvalidArgumentError,
     InvalidOptionError,
     OutOfOrderError,
-    PermissionDeniedError,
     ResponseTooLargeError,
     ShuttingDownError,
 )
-from gymrpc.modes import autoreset_from_proto
+from gymrpc.fieldpath import join_index, join_key
+from gymrpc.modes import autoreset_from_proto, vectorization_from_proto
 from gymrpc.protocol import PROTOCOL_VERSION
 from gymrpc.tensors import decode_tensor, fill_tensor
 from gymrpc.v1 import env_service_pb2 as pb
 from gymrpc.v1 import env_service_pb2_grpc as pb_grpc
 from gymrpc.values import decode_value, fill_map, fill_value
-from gymrpc_server import __version__
-from gymrpc_server.auth import Authenticator, Identity
+from gymrpc_server.auth import Identity
+from gymrpc_server.calls import identity_of
 from gymrpc_server.catalogue import Vectorization
-from gymrpc_server.describe import EnvironmentDescriber, session_message
+from gymrpc_server.describe import EnvironmentDescriber, fill_np_random_seed, session_message
 from gymrpc_server.lifecycle import Lifecycle
+from gymrpc_server.metrics import NO_METRICS, Recorder
+from gymrpc_server.policy import REFLECTIVE_METHODS, AccessPolicy
 from gymrpc_server.registry import SessionRegistry
-from gymrpc_server.session import ReplayEntry, Seeds, Session
-from gymrpc_server.validation import check_seed, per_env_seeds
+from gymrpc_server.scores.evaluation import EvaluationRules
+from gymrpc_server.session import Seeds, Session
+from gymrpc_server.validation import check_seed, check_session_id, per_env_seeds
 
 __all__ = ["EnvServicer", "ServicerSettings"]
 
 logger = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
-# Methods that reach another attribute by the name in their first argument: that name
-# passes the same access checks as the method's own.
-_REFLECTIVE_METHODS = frozenset(
-    {"get_wrapper_attr", "set_wrapper_attr", "has_wrapper_attr", "get_attr", "set_attr", "call"}
-)
-_VECTORIZATION = {
-    pb.VECTORIZATION_MODE_UNSPECIFIED: None,
-    pb.VECTORIZATION_MODE_VECTOR_ENTRY_POINT: Vectorization.NATIVE,
-    pb.VECTORIZATION_MODE_SYNC: Vectorization.SYNC,
-}
 
 
 @dataclass(frozen=True)
@@ -69,8 +64,9 @@ class ServicerSettings:
     max_message_bytes: int
     max_tensor_elements: int
     capabilities: tuple[str, ...]
-    attribute_access_for_users: bool = False
-    privileged_options: frozenset[str] = frozenset()
+    worker_targets: tuple[str, ...] = ()
+    #: The challenge's settings as GetServerInfo reports them; None without scores.
+    scoring: pb.Scoring | None = None
 
 
 class EnvServicer(pb_grpc.EnvServiceServicer):
@@ -79,38 +75,36 @@ class EnvServicer(pb_grpc.EnvServiceServicer):
     Args:
         registry: The sessions.
         describer: Catalogue entries for ListEnvironments.
-        authenticator: Maps call metadata to identities.
-        lifecycle: Stopping flag and in-flight counter.
+        policy: Who may do what.
+        lifecycle: Stopping flag, in-flight counter and open streams.
         settings: Limits and capabilities to report.
+        metrics: Records steps, episodes and errors (:mod:`.metrics`); nothing by default.
     """
 
     def __init__(
         self,
         registry: SessionRegistry,
         describer: EnvironmentDescriber,
-        authenticator: Authenticator,
+        policy: AccessPolicy,
         lifecycle: Lifecycle,
         settings: ServicerSettings,
+        *,
+        metrics: Recorder = NO_METRICS,
     ) -> None:
         self._registry = registry
         self._describer = describer
-        self._auth = authenticator
+        self._policy = policy
         self._lifecycle = lifecycle
         self._settings = settings
+        self._metrics = metrics
 
     # --- plumbing ----------------------------------------------------------------------
-
-    def _identify(self, context: grpc.ServicerContext) -> Identity:
-        identity = self._auth.identify(context.invocation_metadata())
-        if identity is None:
-            _abort(context, _unauthenticated())
-        return identity
 
     def _unary(self, context: grpc.ServicerContext, handler: Callable[[Identity], _T]) -> _T:
         """Run a unary handler, turning every exception into a precise status."""
         if self._lifecycle.stopping.is_set():
             _abort(context, ShuttingDownError("the server is shutting down; try again later"))
-        identity = self._identify(context)
+        identity = identity_of(context)
         with self._lifecycle:
             try:
                 return handler(identity)
@@ -118,15 +112,23 @@ class EnvServicer(pb_grpc.EnvServiceServicer):
                 failure: GymrpcError = error
             except Exception as error:
                 failure = _internal(error)
+        self._metrics.failed(failure)
         _abort(context, failure)
 
     def _decode_map(self, values: Mapping[str, Any], field: str) -> dict[str, Any]:
         return {
             name: decode_value(
-                value, field=f"{field}.{name}", max_elements=self._settings.max_tensor_elements
+                value,
+                field=join_key(field, name),
+                max_elements=self._settings.max_tensor_elements,
             )
             for name, value in values.items()
         }
+
+    def _error_bytes(self, response: pb.StreamSessionResponse, error: GymrpcError) -> bytes:
+        """Count a stream request's error, and answer it (see :func:`_error_bytes`)."""
+        self._metrics.failed(error)
+        return _error_bytes(response, error)
 
     # --- control plane -----------------------------------------------------------------
 
@@ -155,6 +157,9 @@ class EnvServicer(pb_grpc.EnvServiceServicer):
             response.identity.role = pb.ROLE_ADMIN if identity.is_admin else pb.ROLE_USER
             open_sessions, steps = self._registry.usage(identity)
             response.usage.open_sessions, response.usage.steps_used = open_sessions, steps
+            response.worker_targets.extend(self._settings.worker_targets)
+            if self._settings.scoring is not None:
+                response.scoring.CopyFrom(self._settings.scoring)
             return response
 
         return self._unary(context, handle)
@@ -174,23 +179,21 @@ class EnvServicer(pb_grpc.EnvServiceServicer):
         """Create a session."""
 
         def handle(identity: Identity) -> pb.CreateSessionResponse:
-            if request.vectorization_mode not in _VECTORIZATION:
-                raise InvalidArgumentError(
-                    f"vectorization_mode: {request.vectorization_mode} is not a "
-                    "VectorizationMode; expected 0, 1 or 2",
-                    field="vectorization_mode",
-                )
+            vectorization = vectorization_from_proto(request.vectorization_mode)
             session = self._registry.create(
                 identity,
                 env_id=request.env_id,
                 num_envs=request.num_envs,
                 autoreset_mode=autoreset_from_proto(request.autoreset_mode),
-                vectorization=_VECTORIZATION[request.vectorization_mode],
+                vectorization=None if vectorization is None else Vectorization(vectorization),
                 options=self._decode_map(request.env_options, "env_options"),
                 seed=request.seed if request.HasField("seed") else None,
+                evaluation=request.evaluation,
             )
             response = pb.CreateSessionResponse()
             try:
+                # Describing encodes the spaces: a space the protocol cannot describe
+                # is refused here, once, before the caller learns the session's id.
                 with session.use():
                     session_message(session, response.session)
             except BaseException:
@@ -216,6 +219,7 @@ class EnvServicer(pb_grpc.EnvServiceServicer):
             response = pb.GetSessionResponse()
             with session.use():
                 session_message(session, response.session)
+                fill_np_random_seed(session, response.session)
             return response
 
         return self._unary(context, handle)
@@ -240,8 +244,8 @@ class EnvServicer(pb_grpc.EnvServiceServicer):
             session = self._registry.get(identity, request.session_id)
             response = pb.ResetResponse()
             with session.use():
-                session.replay = None
-                self._reset(session, request, response)
+                session.sequence.forget()
+                self._reset(session, request, response, root="")
                 return self._serialize_result(session, response, "reset")
 
         # The wire handler sends the bytes as they are (gymrpc_server.wire).
@@ -254,8 +258,8 @@ class EnvServicer(pb_grpc.EnvServiceServicer):
             session = self._registry.get(identity, request.session_id)
             response = pb.StepResponse()
             with session.use():
-                session.replay = None
-                self._step(identity, session, request, response)
+                session.sequence.forget()
+                self._step(identity, session, request, response, root="")
                 return self._serialize_result(session, response, "step")
 
         return self._unary(context, handle)  # type: ignore[return-value]
@@ -265,24 +269,25 @@ class EnvServicer(pb_grpc.EnvServiceServicer):
         request_iterator: Iterator[pb.StreamSessionRequest],
         context: grpc.ServicerContext,
     ) -> Iterator[bytes]:
-        """Serve a session stream: one response per request, in order.
+        """Serve a session stream: one response per request, in order (env_service.proto).
 
         Responses are yielded serialized; the wire handler sends them as they are.
         """
-        identity = self._identify(context)
+        identity = identity_of(context)
         bound: Session | None = None
-        for request in request_iterator:
-            if self._lifecycle.stopping.is_set():
-                _abort(context, ShuttingDownError("the server is shutting down; no new work"))
-            with self._lifecycle:
-                response = pb.StreamSessionResponse(sequence=request.sequence)
-                try:
-                    bound, data = self._stream_request(identity, bound, request, response)
-                except GymrpcError as error:
-                    data = _error_bytes(response, error)
-                except Exception as error:
-                    data = _error_bytes(response, _internal(error))
-                yield data
+        with self._lifecycle.stream(getattr(context, "raw", context)):
+            for request in request_iterator:
+                if self._lifecycle.stopping.is_set():
+                    _abort(context, ShuttingDownError("the server is shutting down; no new work"))
+                with self._lifecycle:
+                    response = pb.StreamSessionResponse(sequence=request.sequence)
+                    try:
+                        bound, data = self._stream_request(identity, bound, request, response)
+                    except GymrpcError as error:
+                        data = self._error_bytes(response, error)
+                    except Exception as error:
+                        data = self._error_bytes(response, _internal(error))
+                    yield data
 
     def _stream_request(
         self,
@@ -290,83 +295,86 @@ class EnvServicer(pb_grpc.EnvServiceServicer):
         bound: Session | None,
         request: pb.StreamSessionRequest,
         response: pb.StreamSessionResponse,
-    ) -> tuple[Session, bytes]:
-        """Run one stream request on its session; return the session and the answer."""
+    ) -> tuple[Session | None, bytes]:
+        """Run one stream request (rules 2-5 of StreamSession); return the bound session."""
         kind = request.WhichOneof("request")
         if kind is None:
             raise InvalidArgumentError(
-                "request: no operation is set; expected reset or step", field="request"
+                "request: no operation is set; expected exactly one of reset and step",
+                field="request",
             )
         inner: pb.ResetRequest | pb.StepRequest = getattr(request, kind)
+        session_field = join_key(kind, "session_id")
+        check_session_id(inner.session_id, session_field)
         if bound is None:
-            bound = self._registry.get(identity, inner.session_id)
+            bound = self._registry.get(identity, inner.session_id, field=session_field)
         elif inner.session_id != bound.session_id:
             raise OutOfOrderError(
-                f"{kind}.session_id: {inner.session_id!r}, but this stream belongs to session "
-                f"{bound.session_id!r}; open another stream for another session",
-                field=f"{kind}.session_id",
+                f"{session_field}: {inner.session_id!r}, but this stream belongs to session "
+                f"{bound.session_id!r}; expected the same session (open another stream for "
+                "another session)",
+                field=session_field,
             )
-        with bound.use():
-            replay = bound.replay
-            if replay is not None and request.sequence == replay.sequence:
-                if replay.request != request:
-                    raise OutOfOrderError(
-                        f"sequence: {request.sequence} repeats the previous request's number "
-                        "with different content; sequence numbers must increase",
-                        field="sequence",
-                    )
-                return bound, replay.response
-            if request.sequence <= bound.last_sequence:
-                raise OutOfOrderError(
-                    f"sequence: {request.sequence} is not greater than {bound.last_sequence}, "
-                    "the last sequence used on this session",
-                    field="sequence",
-                    metadata={"last_sequence": str(bound.last_sequence)},
-                )
-            bound.last_sequence = request.sequence
+        with bound.use(session_field):
+            replay = bound.sequence.admit(request.sequence, request)
+            if replay is not None:
+                return bound, replay
             try:
                 if isinstance(inner, pb.ResetRequest):
-                    self._reset(bound, inner, response.reset)
+                    self._reset(bound, inner, response.reset, root=kind)
                 else:
-                    self._step(identity, bound, inner, response.step)
+                    self._step(identity, bound, inner, response.step, root=kind)
                 data = self._serialize_result(bound, response, kind)
             except GymrpcError as error:
-                data = _error_bytes(response, error)
+                data = self._error_bytes(response, error)
             except Exception as error:
-                data = _error_bytes(response, _internal(error))
-            bound.replay = ReplayEntry(request.sequence, request, data)
+                data = self._error_bytes(response, _internal(error))
+            bound.sequence.remember(request.sequence, request, data)
         return bound, data
 
     def _reset(
-        self, session: Session, request: pb.ResetRequest, response: pb.ResetResponse
+        self, session: Session, request: pb.ResetRequest, response: pb.ResetResponse, *, root: str
     ) -> None:
         seed: Seeds = None
         which = request.WhichOneof("seeding")
+        if session.evaluation:
+            EvaluationRules.check_reset(seeding=which, has_options=bool(request.options), root=root)
         limit = self._settings.max_tensor_elements
         if which == "seed":
-            check_seed(request.seed, session.num_envs)
+            check_seed(request.seed, session.num_envs, field=join_key(root, "seed"))
             seed = request.seed
         elif which == "seeds":
+            seeds_field = join_key(root, "seeds")
             present = None
             if request.seeds.HasField("present"):
                 present = decode_tensor(
-                    request.seeds.present, field="seeds.present", max_elements=limit
+                    request.seeds.present,
+                    field=join_key(seeds_field, "present"),
+                    max_elements=limit,
                 )
-            values = decode_tensor(request.seeds.values, field="seeds.values", max_elements=limit)
-            seed = per_env_seeds(values, present, session.num_envs)
-        mask = None
-        if request.HasField("reset_mask"):
-            mask = decode_tensor(request.reset_mask, field="reset_mask", max_elements=limit)
-        options = self._decode_map(request.options, "options")
-        if "reset_mask" in options:
-            raise InvalidOptionError(
-                "options.reset_mask: pass the mask in the reset_mask field, not in options",
-                field="options.reset_mask",
+            values = decode_tensor(
+                request.seeds.values, field=join_key(seeds_field, "values"), max_elements=limit
             )
-        observations, info = session.reset(seed, mask, options)
+            seed = per_env_seeds(values, present, session.num_envs, field=seeds_field)
+        mask = None
+        mask_field = join_key(root, "reset_mask")
+        if request.HasField("reset_mask"):
+            mask = decode_tensor(request.reset_mask, field=mask_field, max_elements=limit)
+        options_field = join_key(root, "options")
+        options = self._decode_map(request.options, options_field)
+        if "reset_mask" in options:
+            field = join_key(options_field, "reset_mask")
+            raise InvalidOptionError(
+                f"{field}: a reset option named reset_mask; expected the mask in the "
+                f"{mask_field} field, not in options",
+                field=field,
+            )
+        observations, info = session.reset(seed, mask, options, root=root)
         try:
             fill_value(response.observations, observations, field="observations")
             fill_map(response.info, info, field="info")
+            if not session.evaluation:  # an evaluation session's seeds are secret
+                fill_value(response.np_random_seed, session.np_random_seed(), field="seed")
         except GymrpcError as error:
             raise _undeliverable(session, error) from error
 
@@ -376,15 +384,28 @@ class EnvServicer(pb_grpc.EnvServiceServicer):
         session: Session,
         request: pb.StepRequest,
         response: pb.StepResponse,
+        *,
+        root: str,
     ) -> None:
+        field = join_key(root, "actions")
         if not request.HasField("actions"):
             raise InvalidActionError(
-                "actions: missing; expected one action per sub-environment", field="actions"
+                f"{field}: missing; expected one action per sub-environment", field=field
             )
-        actions = decode_value(
-            request.actions, field="actions", max_elements=self._settings.max_tensor_elements
+        limit = self._settings.max_tensor_elements
+        if request.actions.WhichOneof("kind") == "array_value":
+            # The environments only read their actions: a read-only view on the request's
+            # bytes saves a copy of the whole batch.
+            actions = decode_tensor(
+                request.actions.array_value, field=field, max_elements=limit, copy=False
+            )
+        else:
+            actions = decode_value(request.actions, field=field, max_elements=limit)
+        started = time.perf_counter()
+        result = session.step(
+            actions, charge=lambda steps: self._registry.charge(identity, steps), field=field
         )
-        result = session.step(actions, charge=lambda steps: self._registry.charge(identity, steps))
+        self._metrics.stepped(session, result, time.perf_counter() - started)
         try:
             fill_value(response.observations, result.observations, field="observations")
             fill_tensor(response.rewards, result.rewards)
@@ -415,8 +436,8 @@ class EnvServicer(pb_grpc.EnvServiceServicer):
             raise ResponseTooLargeError(
                 f"{operation}: {session.env_id} returned a result of {size:,} bytes, above "
                 f"this server's max_message_bytes of {limit:,}; the {operation} ran but its "
-                "result cannot be sent, so the session needs a full reset (fewer "
-                "sub-environments or smaller infos would fit)",
+                "result cannot be sent, so the session needs a full reset (expected fewer "
+                "sub-environments or smaller infos)",
                 metadata={
                     "session_id": session.session_id,
                     "limit": str(limit),
@@ -439,59 +460,42 @@ class EnvServicer(pb_grpc.EnvServiceServicer):
         Args:
             context: The call's context.
             session_id: The session.
-            names: Returns the ``(attribute name, request field)`` pairs to check; a
+            names: Returns the ``(attribute name, field path)`` pairs to check; a
                 callable, so that decoding them is answered like any other bad input.
             handler: The operation.
         """
 
         def handle(identity: Identity) -> _T:
             for name, field in names():
-                self._check_name(identity, name, field)
+                self._policy.check_attribute(identity, name, field)
             session = self._registry.get(identity, session_id)
+            if session.evaluation:
+                raise EvaluationRules.refuse_attributes()
             with session.use():
                 return handler(session)
 
         return self._unary(context, handle)
 
-    def _check_name(self, identity: Identity, name: str, field: str) -> None:
-        if not name or name.startswith("_"):
-            raise PermissionDeniedError(
-                f"{field}: {name!r}; names that are empty or start with an underscore are "
-                "never accessible",
-                field=field,
-            )
-        if identity.is_admin:
-            return
-        if not self._settings.attribute_access_for_users:
-            raise PermissionDeniedError(
-                f"{field}: reading or changing environment attributes ({name!r}) is "
-                f"reserved to admins on this server; user {identity.user!r} is not one",
-                field=field,
-            )
-        if name in self._settings.privileged_options:
-            raise PermissionDeniedError(
-                f"{field}: {name!r} is privileged; only admins may access it", field=field
-            )
-
-    def _call_names(self, request: pb.CallRequest) -> list[tuple[str, str]]:
+    @staticmethod
+    def _call_names(request: pb.CallRequest) -> list[tuple[str, str]]:
         """The method's name and, for reflective methods, the attribute they reach."""
         names = [(request.name, "name")]
-        if request.name not in _REFLECTIVE_METHODS:
+        if request.name not in REFLECTIVE_METHODS:
             return names
         if request.args:
-            target, field = request.args[0], "args[0]"
+            target, field = request.args[0], join_index("args", 0)
         elif "name" in request.kwargs:
-            target, field = request.kwargs["name"], "kwargs.name"
+            target, field = request.kwargs["name"], join_key("kwargs", "name")
         else:
             raise InvalidArgumentError(
                 f"args: {request.name} takes an attribute name as its first argument; "
-                "none was given",
+                "none was given; expected a string",
                 field="args",
             )
         if target.WhichOneof("kind") != "string_value":
             raise InvalidArgumentError(
-                f"{field}: {request.name} takes an attribute name; expected a string, got a "
-                f"{target.WhichOneof('kind')}",
+                f"{field}: {request.name} takes an attribute name; got a "
+                f"{target.WhichOneof('kind')}; expected a string",
                 field=field,
             )
         names.append((target.string_value, field))
@@ -503,14 +507,14 @@ class EnvServicer(pb_grpc.EnvServiceServicer):
         def handle(session: Session) -> pb.CallResponse:
             limit = self._settings.max_tensor_elements
             args = [
-                decode_value(value, field=f"args[{index}]", max_elements=limit)
+                decode_value(value, field=join_index("args", index), max_elements=limit)
                 for index, value in enumerate(request.args)
             ]
             kwargs = self._decode_map(request.kwargs, "kwargs")
             response = pb.CallResponse()
             results = session.call(request.name, args, kwargs, list(request.env_indices))
             for index, result in enumerate(results):
-                fill_value(response.results.add(), result, field=f"results[{index}]")
+                fill_value(response.results.add(), result, field=join_index("results", index))
             return response
 
         return self._attribute(
@@ -527,7 +531,7 @@ class EnvServicer(pb_grpc.EnvServiceServicer):
             for index, value in enumerate(
                 session.get_attr(request.name, list(request.env_indices))
             ):
-                fill_value(response.values.add(), value, field=f"{request.name}[{index}]")
+                fill_value(response.values.add(), value, field=join_index("values", index))
             return response
 
         return self._attribute(
@@ -542,7 +546,7 @@ class EnvServicer(pb_grpc.EnvServiceServicer):
         def handle(session: Session) -> pb.SetAttrResponse:
             limit = self._settings.max_tensor_elements
             values = [
-                decode_value(value, field=f"values[{index}]", max_elements=limit)
+                decode_value(value, field=join_index("values", index), max_elements=limit)
                 for index, value in enumerate(request.values)
             ]
             session.set_attr(request.name, values, list(request.env_indices))
@@ -555,18 +559,34 @@ class EnvServicer(pb_grpc.EnvServiceServicer):
     def Render(self, request: pb.RenderRequest, context: grpc.ServicerContext) -> pb.RenderResponse:
         """Render the session's environments."""
 
-        def handle(identity: Identity) -> pb.RenderResponse:
+        def handle(identity: Identity) -> bytes:
             session = self._registry.get(identity, request.session_id)
             response = pb.RenderResponse()
             with session.use():
-                frames = session.render()
+                frames = session.render(list(request.env_indices))
                 try:
                     fill_value(response.frames, frames, field="frames")
                 except GymrpcError as error:
                     raise _undeliverable(session, error, broken=False) from error
-            return response
+                data = response.SerializeToString()
+            limit = self._settings.max_message_bytes
+            if len(data) > limit:
+                # Nothing changed (rendering only reads): a smaller selection will fit.
+                per_frame = max(
+                    len(data) // max(len(request.env_indices) or session.num_envs, 1), 1
+                )
+                raise ResponseTooLargeError(
+                    f"env_indices: the frames of {len(request.env_indices) or session.num_envs} "
+                    f"sub-environments take {len(data):,} bytes, above this server's "
+                    f"max_message_bytes of {limit:,}; expected at most {limit // per_frame} "
+                    "sub-environments per Render call (select them with env_indices)",
+                    field="env_indices",
+                    metadata={"limit": str(limit), "result_bytes": str(len(data))},
+                )
+            return data
 
-        return self._unary(context, handle)
+        # The wire handler sends the bytes as they are (gymrpc_server.wire).
+        return self._unary(context, handle)  # type: ignore[return-value]
 
 
 def _undeliverable(
@@ -599,14 +619,6 @@ def _internal(error: Exception) -> GymrpcError:
     logger.exception("unexpected server error")
     return InternalServerError(
         f"the server failed unexpectedly ({type(error).__name__}: {error}); please report it"
-    )
-
-
-def _unauthenticated() -> AuthenticationError:
-    return AuthenticationError(
-        "authorization: missing or invalid bearer token; send the metadata "
-        "'authorization: Bearer <token>'",
-        field="authorization",
     )
 
 

@@ -4,7 +4,8 @@ The session owns a ``VectorEnv`` and everything the protocol promises about it:
 requests are serialized, a rejected request changes nothing, stepping before the
 first reset or (DISABLED autoreset) stepping an ended sub-environment is refused, and
 an environment that raises leaves the session needing a reset rather than in an
-unknown state. It knows nothing about gRPC or protobuf.
+unknown state. A session given an :class:`~.affinity.EnvThread` makes every call to its
+environment on that thread. It knows nothing about gRPC or protobuf.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, ParamSpec, Protocol, TypeVar, cast
 
 import gymnasium
 import numpy as np
@@ -31,11 +32,14 @@ from gymrpc.errors import (
     SessionNotFoundError,
     UnknownAttributeError,
 )
+from gymrpc.fieldpath import join_key
+from gymrpc_server.affinity import EnvThread
 from gymrpc_server.auth import Identity
-from gymrpc_server.catalogue import BuiltEnv, Vectorization
+from gymrpc_server.catalogue import BuiltEnv, Vectorization, render_modes_of
+from gymrpc_server.sequencing import SequenceGuard
 from gymrpc_server.validation import ActionChecker, check_reset_mask
 
-__all__ = ["RESET_OPTIONS_CHECKED_FIRST", "ReplayEntry", "Session", "StepResult"]
+__all__ = ["RESET_OPTIONS_CHECKED_FIRST", "EpisodeObserver", "Session", "StepResult"]
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +48,8 @@ logger = logging.getLogger(__name__)
 RESET_OPTIONS_CHECKED_FIRST = "gymrpc.reset_options_checked_first"
 
 Seeds = int | list[int | None] | None
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -57,22 +63,51 @@ class StepResult:
     info: dict[str, Any]
 
 
-@dataclass(frozen=True)
-class ReplayEntry:
-    """The most recent stream request of a session and the answer it got.
+class EpisodeObserver(Protocol):
+    """What follows a session's episodes (the challenge's scores, see ``scores/``).
 
-    The session stores it without looking inside; the stream layer uses it to answer
-    a retried request without executing it twice.
-
-    Attributes:
-        sequence: The request's sequence number.
-        request: The request, to tell a retry from a different request.
-        response: The serialized response, sent again as it is.
+    The ``before_*`` hooks may refuse a request by raising a gymrpc error: nothing has
+    changed then. The ``after_*`` hooks see what the environments returned.
     """
 
-    sequence: int
-    request: Any
-    response: bytes
+    def before_reset(self, reset_mask: npt.NDArray[np.bool_] | None) -> None:
+        """Called before the environments reset; may raise to refuse."""
+
+    def after_reset(self, reset_mask: npt.NDArray[np.bool_] | None) -> None:
+        """Called after a successful reset of all or the masked sub-environments."""
+
+    def before_step(self) -> None:
+        """Called before the environments step; may raise to refuse."""
+
+    def after_step(self, result: StepResult) -> None:
+        """Called after a successful step."""
+
+    def close(self) -> None:
+        """Called once when the session closes: episodes still running are abandoned."""
+
+
+class _Held:
+    """The session held for one request (see :meth:`Session.use`)."""
+
+    __slots__ = ("_field", "_session")
+
+    def __init__(self, session: Session, field: str) -> None:
+        self._session = session
+        self._field = field
+
+    def __enter__(self) -> Session:
+        session = self._session
+        session._lock.acquire()
+        if session._closed:
+            session._lock.release()
+            raise session.not_found(self._field)
+        return session
+
+    def __exit__(self, *exc_info: object) -> None:
+        session = self._session
+        # Idle time counts from the end of the last request.
+        session.last_used = time.monotonic()
+        session._lock.release()
 
 
 class Session:
@@ -85,6 +120,11 @@ class Session:
         built: The built batch.
         autoreset_mode: The autoreset mode in force.
         default_seed: Seed of the first reset when that reset has none.
+        evaluation: An evaluation session of the challenge (its episodes are scored).
+        observer: Follows the episodes (records them), if any.
+        thread: The thread on which every call to the environment runs (the one that
+            built it), for environments bound to their thread; ``None`` calls them from
+            the request's thread. The session closes it.
     """
 
     def __init__(
@@ -96,8 +136,14 @@ class Session:
         built: BuiltEnv,
         autoreset_mode: AutoresetMode,
         default_seed: int | None = None,
+        evaluation: bool = False,
+        observer: EpisodeObserver | None = None,
+        thread: EnvThread | None = None,
     ) -> None:
         self.session_id = session_id
+        self._thread = thread
+        self.evaluation = evaluation
+        self._observer = observer
         self.owner = owner
         self.env_id = env_id
         self.env: VectorEnv[Any, Any, Any] = built.env
@@ -111,8 +157,8 @@ class Session:
         self._options_checked_first = built.vectorization is Vectorization.NATIVE and bool(
             built.env.metadata.get(RESET_OPTIONS_CHECKED_FIRST)
         )
-        self.last_sequence = 0
-        self.replay: ReplayEntry | None = None
+        # Stream sequence numbers and the remembered response (sequencing.py).
+        self.sequence = SequenceGuard()
         self.steps_taken = 0
         self.last_used = time.monotonic()
         self._default_seed = default_seed
@@ -127,31 +173,30 @@ class Session:
         """True once the session is closed."""
         return self._closed
 
-    def use(self) -> Session:
+    def _env_call(self, function: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs) -> _T:
+        """Call ``function`` on the session's environment thread, if it has one."""
+        if self._thread is None:
+            return function(*args, **kwargs)
+        return self._thread.run(function, *args, **kwargs)
+
+    def use(self, field: str = "session_id") -> _Held:
         """Hold the session for one request: ``with session.use(): ...``.
 
         Entering locks the session against other requests and raises
         SessionNotFoundError if it was closed meanwhile.
+
+        Args:
+            field: Field path of the session id in the request (``step.session_id`` on
+                the stream), for that error.
         """
-        return self
+        return _Held(self, field)
 
-    def __enter__(self) -> Session:
-        self._lock.acquire()
-        if self._closed:
-            self._lock.release()
-            raise self.not_found()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        # Idle time counts from the end of the last request.
-        self.last_used = time.monotonic()
-        self._lock.release()
-
-    def not_found(self) -> SessionNotFoundError:
+    def not_found(self, field: str = "session_id") -> SessionNotFoundError:
         """The error for requests on this session once it is gone."""
         return SessionNotFoundError(
-            f"session_id: no session {self.session_id!r} (closed or expired)",
-            field="session_id",
+            f"{field}: no session {self.session_id!r} (closed or expired); expected one of "
+            "your open sessions",
+            field=field,
             metadata={"resource_name": self.session_id},
         )
 
@@ -160,6 +205,8 @@ class Session:
         seed: Seeds = None,
         reset_mask: npt.NDArray[np.bool_] | None = None,
         options: Mapping[str, Any] | None = None,
+        *,
+        root: str = "",
     ) -> tuple[Any, dict[str, Any]]:
         """Reset all or some sub-environments; call it inside :meth:`use`.
 
@@ -168,6 +215,8 @@ class Session:
                 ``int | None`` per sub-environment.
             reset_mask: Which sub-environments to reset; ``None`` means all.
             options: Passed to every reset sub-environment.
+            root: Field path of the reset request (``"reset"`` on the stream), for
+                errors.
 
         Returns:
             ``(observations, info)`` exactly as the vector environment returns them.
@@ -179,35 +228,42 @@ class Session:
             EnvironmentFailureError: If the environment raises for another reason.
         """
         reset_options = dict(options or {})
+        mask_field = join_key(root, "reset_mask")
+        options_field = join_key(root, "options")
         if reset_mask is not None:
-            check_reset_mask(reset_mask, self.num_envs)
+            check_reset_mask(reset_mask, self.num_envs, field=mask_field)
             if self.needs_reset and not reset_mask.all():
                 raise ResetNeededError(
-                    "reset_mask: the session needs a full reset first (after creation or "
-                    "an environment error); reset every sub-environment",
-                    field="reset_mask",
+                    f"{mask_field}: selects {int(reset_mask.sum())} of {self.num_envs} "
+                    "sub-environments, but the session needs a full reset first (after "
+                    "creation or an environment error); expected every sub-environment",
+                    field=mask_field,
                 )
             reset_options["reset_mask"] = reset_mask
         if seed is None and self._default_seed is not None:
             seed = self._default_seed
+        if self._observer is not None:
+            self._observer.before_reset(reset_mask)
         try:
             # SyncVectorEnv and native vector envs accept per-env seed lists; the base
             # class annotation says int only.
-            observations, info = self.env.reset(seed=cast(Any, seed), options=reset_options or None)
+            observations, info = self._env_call(
+                self.env.reset, seed=cast(Any, seed), options=reset_options or None
+            )
         except (ValueError, TypeError, KeyError) as error:
             if options and self._options_checked_first:
                 raise InvalidOptionError(
-                    f"options: {self.env_id} rejected the reset options {dict(options)}: "
-                    f"{error}; nothing was reset",
-                    field="options",
+                    f"{options_field}: {self.env_id} rejected the reset options "
+                    f"{dict(options)}: {error}; nothing was reset",
+                    field=options_field,
                 ) from error
             self.needs_reset = True
             if options:
                 raise InvalidOptionError(
-                    f"options: {self.env_id} rejected the reset options {dict(options)}: "
-                    f"{error}; it may have reset some sub-environments, so the session "
-                    "needs a full reset",
-                    field="options",
+                    f"{options_field}: {self.env_id} rejected the reset options "
+                    f"{dict(options)}: {error}; it may have reset some sub-environments, so "
+                    "the session needs a full reset",
+                    field=options_field,
                 ) from error
             raise self._failure("reset", error) from error
         except Exception as error:
@@ -219,15 +275,24 @@ class Session:
             self._ended[:] = False
         else:
             self._ended[reset_mask] = False
+        if self._observer is not None:
+            self._observer.after_reset(reset_mask)
         return observations, info
 
-    def step(self, actions: Any, charge: Callable[[int], None] | None = None) -> StepResult:
+    def step(
+        self,
+        actions: Any,
+        charge: Callable[[int], None] | None = None,
+        *,
+        field: str = "actions",
+    ) -> StepResult:
         """Step every sub-environment once; call it inside :meth:`use`.
 
         Args:
             actions: Decoded batched actions.
             charge: Called with ``num_envs`` after validation and before stepping, to
                 count the steps against a quota; it may raise to refuse the step.
+            field: Field path of the actions (``step.actions`` on the stream).
 
         Returns:
             The step's results.
@@ -243,7 +308,7 @@ class Session:
                 "the session must be reset before it steps (it was just created, or an "
                 "environment error left it in an unknown state)"
             )
-        self._actions.check(actions)
+        actions = self._actions.check(actions, field)
         if self.autoreset_mode is AutoresetMode.DISABLED and self._ended.any():
             ended = np.flatnonzero(self._ended).tolist()
             raise EpisodeEndedError(
@@ -251,23 +316,38 @@ class Session:
                 "autoreset, reset them with a reset_mask before stepping",
                 metadata={"env_indices": ",".join(map(str, ended))},
             )
+        if self._observer is not None:
+            self._observer.before_step()
         if charge is not None:
             charge(self.num_envs)
         try:
-            observations, rewards, terminations, truncations, info = self.env.step(actions)
+            observations, rewards, terminations, truncations, info = self._env_call(
+                self.env.step, actions
+            )
         except Exception as error:
             self.needs_reset = True
             raise self._failure("step", error) from error
         self.steps_taken += self.num_envs
         if self.autoreset_mode is AutoresetMode.DISABLED:
             self._ended |= np.asarray(terminations) | np.asarray(truncations)
-        return StepResult(
+        result = StepResult(
             observations,
             np.asarray(rewards, dtype=np.float64),
             np.asarray(terminations, dtype=np.bool_),
             np.asarray(truncations, dtype=np.bool_),
             info,
         )
+        if self._observer is not None:
+            self._observer.after_step(result)
+        return result
+
+    def np_random_seed(self) -> Any:
+        """``VectorEnv.np_random_seed``: the sub-environments' seeds, or the native env's.
+
+        Under SyncVectorEnv a tuple of one seed per sub-environment; a native vector
+        environment has its own single seed.
+        """
+        return self._env_call(lambda: self.env.np_random_seed)
 
     def _indices(self, env_indices: list[int]) -> list[int]:
         if not env_indices:
@@ -297,10 +377,11 @@ class Session:
             InvalidArgumentError: For indices outside the batch.
         """
         indices = self._indices(env_indices or [])
+        env = self.env
         try:
-            if isinstance(self.env, SyncVectorEnv):
-                return [self.env.envs[i].get_wrapper_attr(name) for i in indices]
-            return [getattr(self.env, name)] * len(indices)
+            if isinstance(env, SyncVectorEnv):
+                return self._env_call(lambda: [env.envs[i].get_wrapper_attr(name) for i in indices])
+            return [self._env_call(getattr, env, name)] * len(indices)
         except AttributeError as error:
             raise self._unknown(name, error) from error
 
@@ -324,8 +405,7 @@ class Session:
         results = []
         for index in indices:
             try:
-                function = env.envs[index].get_wrapper_attr(name)
-                results.append(function(*args, **kwargs) if callable(function) else function)
+                results.append(self._env_call(_call_attribute, env.envs[index], name, args, kwargs))
             except AttributeError as error:
                 raise self._unknown(name, error) from error
             except (TypeError, ValueError) as error:
@@ -357,25 +437,42 @@ class Session:
                 f"values: {len(values)} values; expected 1 or {len(indices)}", field="values"
             )
         for position, index in enumerate(indices):
-            env.envs[index].set_wrapper_attr(name, values[position if len(values) > 1 else 0])
+            value = values[position if len(values) > 1 else 0]
+            self._env_call(env.envs[index].set_wrapper_attr, name, value)
 
-    def render(self) -> Any:
-        """Render the sub-environments (``VectorEnv.render``).
+    def render(self, env_indices: list[int] | None = None) -> Any:
+        """Render the sub-environments (``VectorEnv.render``), or those in ``env_indices``.
+
+        Under SyncVectorEnv only the selected sub-environments render (an ``_list``
+        mode's other sub-environments keep collecting frames); a native vector
+        environment renders all and the selected frames are returned.
 
         Raises:
             NotSupportedError: If the session was created without a render mode.
+            InvalidArgumentError: For indices outside the batch.
         """
+        indices = self._indices(env_indices or [])
         if self.env.render_mode is None:
-            raise NotSupportedError(
-                f"{self.env_id} was created without a render_mode; create the session "
-                "with the env option render_mode='rgb_array' to render"
+            modes = render_modes_of(tuple(self.env.metadata.get("render_modes", ())))
+            hint = (
+                f"create a session with the env option render_mode set to one of {modes}"
+                if modes
+                else f"{self.env_id} renders nothing on a server (no render modes)"
             )
+            raise NotSupportedError(
+                f"render: this session of {self.env_id} was created without a render_mode; " + hint
+            )
+        env = self.env
         try:
-            frames = self.env.render()
+            if isinstance(env, SyncVectorEnv) and env_indices:
+                return self._env_call(lambda: tuple(env.envs[index].render() for index in indices))
+            frames = self._env_call(env.render)
         except gymnasium.error.ResetNeeded as error:
             raise ResetNeededError(f"{self.env_id}.render: {error}") from error
         except Exception as error:
             raise self._failure("render", error, broken=False) from error
+        if env_indices and isinstance(frames, list | tuple):
+            return tuple(frames[index] for index in indices)
         return tuple(frames) if isinstance(frames, list) else frames
 
     def _sync_env(self, operation: str) -> SyncVectorEnv:
@@ -420,10 +517,21 @@ class Session:
         if self._closed:
             return
         self._closed = True
+        if self._observer is not None:
+            # Episodes still running are recorded as abandoned (a closed session cannot
+            # discard an evaluation episode); a failure to record is logged, not raised.
+            try:
+                self._observer.close()
+            except Exception:
+                logger.exception(
+                    "session %s: recording its last episodes failed", self.session_id[:8]
+                )
         try:
-            self.env.close()
+            self._env_call(self.env.close)
         except Exception:
             logger.exception("session %s: closing %s raised", self.session_id[:8], self.env_id)
+        if self._thread is not None:
+            self._thread.close()
 
     def try_close_if_idle(self, idle_since: float) -> bool:
         """Close the session if no request holds it and it is idle since before a time.
@@ -443,3 +551,11 @@ class Session:
             return True
         finally:
             self._lock.release()
+
+
+def _call_attribute(
+    env: gymnasium.Env[Any, Any], name: str, args: list[Any], kwargs: dict[str, Any]
+) -> Any:
+    """``SyncVectorEnv.call`` for one sub-environment: call the attribute, or return it."""
+    function = env.get_wrapper_attr(name)
+    return function(*args, **kwargs) if callable(function) else function

@@ -3,6 +3,12 @@
 gRPC refuses to send a message above ``max_message_bytes``; by then the environments
 have stepped and the result is lost. :func:`result_bytes` bounds a step's result from
 the observation space when the session is created, where refusing changes nothing.
+
+Text, Sequence and Graph spaces are unbounded: a string, a sequence or a graph can be
+as long as the environment makes it. They count only what every value of theirs must
+hold (a Text its ``min_length`` bytes, a OneOf its smallest option), so the bound stays
+a lower bound, and results above the limit at run time are caught when they are sent
+(RESPONSE_TOO_LARGE, see the servicer).
 """
 
 from __future__ import annotations
@@ -18,17 +24,22 @@ __all__ = ["observation_bytes", "result_bytes"]
 
 #: Rewards (float64), terminations and truncations (one byte each) per sub-environment.
 _PER_ENV_BYTES = 8 + 1 + 1
+#: The int64 index of a OneOf value.
+_INDEX_BYTES = 8
 
 
 def observation_bytes(space: spaces.Space[Any]) -> int:
-    """Bytes of one observation's numeric data on the wire (0 for unbounded spaces).
+    """Bytes of numeric and text data every observation holds on the wire, at least.
 
     Args:
         space: A single sub-environment's observation space.
 
     Returns:
-        The sum of the tensor payloads; Text, Graph and Sequence spaces count 0, as
-        their size is known only once observed.
+        The sum of the tensor payloads for fixed-size spaces. Unbounded spaces count
+        what every value must hold: a Text ``min_length`` bytes (UTF-8 takes at least
+        one byte per character), a Sequence nothing (it may be empty), a Graph nothing
+        (Gymnasium accepts graphs without nodes), a OneOf its 8-byte index and its
+        smallest option.
     """
     if isinstance(space, spaces.Dict):
         return sum(observation_bytes(child) for child in space.spaces.values())
@@ -38,6 +49,11 @@ def observation_bytes(space: spaces.Space[Any]) -> int:
         shape = space.shape or ()
         itemsize = np.dtype(space.dtype).itemsize if space.dtype is not None else 8
         return math.prod(shape) * itemsize
+    if isinstance(space, spaces.Text):
+        return space.min_length
+    if isinstance(space, spaces.OneOf):
+        return _INDEX_BYTES + min(observation_bytes(child) for child in space.spaces)
+    # Sequence, Graph: nothing is certain.
     return 0
 
 

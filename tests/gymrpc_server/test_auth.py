@@ -23,7 +23,7 @@ from gymrpc_testing import (
 )
 
 from gymrpc.v1 import env_service_pb2 as pb
-from gymrpc.values import decode_info, decode_value, encode_value
+from gymrpc.values import decode_map, decode_value, encode_value
 from gymrpc_server.auth import Role, load_tokens
 
 
@@ -86,7 +86,7 @@ def test_hidden_state_is_for_admins_only(secured: Running) -> None:
         options = {"expose_hidden_state": True} if exposed else {}
         session = create(stub, "gymrpc/Turbofan-v0", env_options=options)
         stub.Reset(pb.ResetRequest(session_id=session.session_id, seed=0))
-        info = decode_info(stub.Step(step_request(session.session_id, [0, 0])).info)
+        info = decode_map(stub.Step(step_request(session.session_id, [0, 0])).info)
         assert ("degradation" in info) is exposed
         assert ("max_degradation" in info) is exposed
 

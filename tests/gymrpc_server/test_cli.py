@@ -21,7 +21,8 @@ SUPPORT = Path(__file__).resolve().parent.parent / "support"
 
 
 def launch(*args: str, **env: str) -> subprocess.Popen[str]:
-    environ = {**os.environ, "PYTHONPATH": str(SUPPORT), **env}
+    # No scores unless a test asks: nothing written into the user's data directory.
+    environ = {**os.environ, "PYTHONPATH": str(SUPPORT), "GYMRPC_DATABASE": "none", **env}
     return subprocess.Popen(
         [sys.executable, "-m", "gymrpc_server", *args],
         stderr=subprocess.PIPE,
@@ -132,3 +133,50 @@ def test_invalid_values_exit_with_usage(
         build_config(argv, {})
     assert info.value.code == 2
     assert "gymrpc-server" in capsys.readouterr().err
+
+
+def test_a_busy_port_is_reported_in_words_with_a_failing_status(
+    server_process: list[subprocess.Popen[str]],
+) -> None:
+    first = launch("--address", "127.0.0.1:0", "--env-module", "gymrpc_test_envs")
+    server_process.append(first)
+    port, _ = wait_for_port(first)
+    second = launch("--address", f"127.0.0.1:{port}")
+    server_process.append(second)
+    assert second.wait(30) == 2
+    assert second.stderr is not None
+    errors = [line for line in second.stderr.read().splitlines() if " ERROR " in line]
+    assert len(errors) == 1, errors
+    assert f"cannot listen on 127.0.0.1:{port}: port {port} is already in use" in errors[0]
+    assert "Traceback" not in errors[0]
+
+
+def test_the_start_up_log_says_what_is_served_and_what_is_not(
+    server_process: list[subprocess.Popen[str]],
+) -> None:
+    process = launch("--address", "127.0.0.1:0", "--env-module", "gymrpc_test_envs")
+    server_process.append(process)
+    wait_for_port(process)
+    assert process.stderr is not None
+    served = next(line for line in process.stderr if "serving " in line and "environments" in line)
+    assert "gymrpc/Turbofan-v0" in served
+    assert "CartPole-v1" in served
+    process.send_signal(signal.SIGTERM)
+    rest = process.stderr.read().splitlines()
+    assert process.wait(30) == 0
+    # The custom-space test environment cannot be described: it is listed with the reason.
+    (unserved,) = [line for line in rest if "gymrpc-test/CustomSpace-v0" in line]
+    assert "not serving 1 registered environments (the protocol cannot describe it" in unserved
+
+
+def test_a_missing_tokens_file_is_one_line_and_status_2(
+    server_process: list[subprocess.Popen[str]], tmp_path: Path
+) -> None:
+    process = launch("--address", "127.0.0.1:0", "--tokens-file", str(tmp_path / "nope.toml"))
+    server_process.append(process)
+    assert process.wait(30) == 2
+    assert process.stderr is not None
+    text = process.stderr.read()
+    assert "Traceback" not in text
+    missing = tmp_path / "nope.toml"
+    assert f"tokens file {missing}: cannot be read (No such file or directory)" in text

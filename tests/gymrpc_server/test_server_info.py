@@ -37,7 +37,7 @@ def test_catalogue_lists_servable_environments_with_spaces(running: Running) -> 
         assert env_id in by_id
     # Environments whose dependencies are missing, or whose spaces protocol v1 cannot
     # describe, are not listed.
-    assert "gymrpc-test/TextObs-v0" not in by_id
+    assert "gymrpc-test/CustomSpace-v0" not in by_id
     cartpole = by_id["CartPole-v1"]
     local = gym.make("CartPole-v1")
     assert decode_space(cartpole.single_observation_space) == local.observation_space

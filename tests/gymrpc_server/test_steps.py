@@ -26,7 +26,7 @@ from gymrpc.v1 import env_service_pb2 as pb
 from gymrpc.v1 import env_service_pb2_grpc as pb_grpc
 from gymrpc.v1.tensor_pb2 import DataType, Tensor
 from gymrpc.v1.value_pb2 import Value
-from gymrpc.values import decode_info, decode_value, encode_value
+from gymrpc.values import decode_map, decode_value, encode_value
 
 SYNC = pb.VECTORIZATION_MODE_SYNC
 MODES = {
@@ -42,12 +42,12 @@ def unpack_step(response: pb.StepResponse) -> tuple[Any, ...]:
         decode_tensor(response.rewards),
         decode_tensor(response.terminations),
         decode_tensor(response.truncations),
-        decode_info(response.info),
+        decode_map(response.info),
     )
 
 
 def unpack_reset(response: pb.ResetResponse) -> tuple[Any, ...]:
-    return decode_value(response.observations), decode_info(response.info)
+    return decode_value(response.observations), decode_map(response.info)
 
 
 def assert_same(remote: tuple[Any, ...], local: tuple[Any, ...]) -> None:
@@ -309,9 +309,9 @@ BAD_STEPS: list[tuple[str, Any, str, str]] = [
         "range",
         encode_value(np.array([0, 2])),
         "INVALID_ACTION",
-        "actions[1] is 2, outside Discrete(2)",
+        "actions[1]: 2 is outside Discrete(2)",
     ),
-    ("negative", encode_value(np.array([-1, 0])), "INVALID_ACTION", "actions[0] is -1"),
+    ("negative", encode_value(np.array([-1, 0])), "INVALID_ACTION", "actions[0]: -1 is outside"),
     ("list", encode_value([0, 1]), "INVALID_ACTION", "got list"),
     ("missing", None, "INVALID_ACTION", "actions: missing"),
     (
@@ -378,9 +378,9 @@ def test_box_actions_refuse_nan_and_out_of_bounds(running: Running) -> None:
     session = create(stub, "Pendulum-v1", 2)
     stub.Reset(pb.ResetRequest(session_id=session.session_id, seed=0))
     for values, text in (
-        ([[0.0], [np.nan]], "actions[1] at element (0,) is nan"),
-        ([[2.5], [0.0]], "actions[0] at element (0,) is 2.5"),
-        ([[-np.inf], [0.0]], "is -inf"),
+        ([[0.0], [np.nan]], "actions[1]: nan at element (0,) is outside"),
+        ([[2.5], [0.0]], "actions[0]: 2.5 at element (0,) is outside"),
+        ([[-np.inf], [0.0]], ": -inf at element"),
     ):
         error = rpc_error(lambda: stub.Step(step_request(session.session_id, values, np.float32)))
         assert error.code() is grpc.StatusCode.INVALID_ARGUMENT
@@ -463,7 +463,7 @@ def test_reset_options_reach_the_environment_or_are_refused(running: Running) ->
     request = pb.ResetRequest(session_id=session.session_id)
     request.options["reset_mask"].CopyFrom(encode_value(np.array([True, True])))
     error = rpc_error(lambda: stub.Reset(request))
-    assert "pass the mask in the reset_mask field" in (error.details() or "")
+    assert "expected the mask in the reset_mask field" in (error.details() or "")
 
 
 def test_disabled_mode_refuses_to_step_an_ended_env(running: Running) -> None:

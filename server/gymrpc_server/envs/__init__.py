@@ -6,3 +6,4 @@ def register_envs() -> None:
     from gymrpc_server.envs.turbofan import register as register_turbofan  # noqa: PLC0415
 
     register_turbofan()
+    import gymrpc_server.envs.conformance  # noqa: F401, PLC0415 (registers gymrpc/Conformance-v0)

@@ -12,6 +12,11 @@ counter-based random streams (see :mod:`.model` and :mod:`.rng`).
 Reason codes of ``info["reason"]``: :data:`REASON_RUNNING` (0),
 :data:`REASON_FAILURE` (1), :data:`REASON_SOLD` (2), :data:`REASON_TRUNCATED` (3).
 
+Both env classes document themselves for remote clients in their ``metadata``
+(:mod:`.docs`), say how many ``step()`` calls an episode may take
+(``episode_step_limit``) and draw their engines' recent sensor traces with
+``render_mode="rgb_array"`` (:mod:`.render`). ``docs/turbofan.md`` is the user reference.
+
 Example:
     >>> import gymnasium
     >>> import gymrpc_server  # registers the env

@@ -18,6 +18,7 @@ from gymrpc_server.envs.turbofan.params import TurbofanParams
 __all__ = [
     "MAX_EPISODE_STEPS",
     "MAX_STEP_SIZE",
+    "RENDER_MODES",
     "TurbofanConfig",
     "validate_autoreset_mode",
     "validate_config",
@@ -28,6 +29,8 @@ __all__ = [
 MAX_STEP_SIZE: Final = 100
 #: Largest ``max_episode_steps`` (sub-steps; far beyond any engine's life).
 MAX_EPISODE_STEPS: Final = 10**12
+#: The accepted ``render_mode`` values besides None.
+RENDER_MODES: Final = ("rgb_array",)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -38,6 +41,7 @@ class TurbofanConfig:
     max_episode_steps: int
     expose_hidden_state: bool
     params: TurbofanParams
+    render_mode: str | None
 
 
 def validate_config(
@@ -52,18 +56,9 @@ def validate_config(
 
     Raises:
         TypeError: An option of the wrong type.
-        ValueError: An option out of range, an unknown model parameter, or a render mode.
+        ValueError: An option out of range, an unknown model parameter or render mode.
     """
-    if render_mode is not None:
-        if not isinstance(render_mode, str):
-            raise TypeError(
-                f"option 'render_mode' must be None, got {type(render_mode).__name__}: "
-                f"{render_mode!r}"
-            )
-        raise ValueError(
-            f"option 'render_mode' must be None (the turbofan env has no render modes), "
-            f"got {render_mode!r}"
-        )
+    mode = _render_mode_option(render_mode)
     if not isinstance(expose_hidden_state, bool | np.bool_):
         raise TypeError(
             f"option 'expose_hidden_state' must be a bool, got "
@@ -74,6 +69,7 @@ def validate_config(
         max_episode_steps=_int_option("max_episode_steps", max_episode_steps, 1, MAX_EPISODE_STEPS),
         expose_hidden_state=bool(expose_hidden_state),
         params=TurbofanParams.from_overrides(params),
+        render_mode=mode,
     )
 
 
@@ -99,6 +95,19 @@ def validate_autoreset_mode(autoreset_mode: object) -> AutoresetMode:
             f"option 'autoreset_mode' must be an AutoresetMode or one of {valid}, "
             f"got {autoreset_mode!r}"
         ) from None
+
+
+def _render_mode_option(value: object) -> str | None:
+    if value is None:
+        return None
+    accepted = f"None or one of {', '.join(repr(mode) for mode in RENDER_MODES)}"
+    if not isinstance(value, str):
+        raise TypeError(
+            f"option 'render_mode' must be {accepted}, got {type(value).__name__}: {value!r}"
+        )
+    if value not in RENDER_MODES:
+        raise ValueError(f"option 'render_mode' must be {accepted}, got {value!r}")
+    return value
 
 
 def _int_option(name: str, value: object, low: int, high: int | None) -> int:

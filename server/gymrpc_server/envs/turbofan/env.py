@@ -11,15 +11,18 @@ import numpy.typing as npt
 from gymnasium import spaces
 
 from gymrpc_server.envs.turbofan.arguments import check_reset_options, check_seed, single_action
-from gymrpc_server.envs.turbofan.config import validate_config
+from gymrpc_server.envs.turbofan.config import RENDER_MODES, validate_config
+from gymrpc_server.envs.turbofan.docs import DOC_METADATA
 from gymrpc_server.envs.turbofan.info import single_info
 from gymrpc_server.envs.turbofan.model import TurbofanModel
+from gymrpc_server.envs.turbofan.render import RENDER_FPS, TurbofanRenderer
 from gymrpc_server.envs.turbofan.rng import EnvStreams
 from gymrpc_server.envs.turbofan.spaces import action_space, block_observation_space
 
 __all__ = ["TurbofanEnv"]
 
 ObsArray = npt.NDArray[np.float32]
+FrameArray = npt.NDArray[np.uint8]
 _ONLY_ENV: Final = np.zeros(1, dtype=np.intp)
 
 
@@ -44,8 +47,11 @@ class TurbofanEnv(gym.Env[ObsArray, np.int64]):
       ``expose_hidden_state=True`` also ``degradation`` and ``max_degradation``
       (float).
     * Stepping after the episode ended, without ``reset``, raises ``RuntimeError``.
+    * ``render_mode="rgb_array"``: ``render()`` returns a uint8 ``(352, 512, 3)``
+      picture of the engine's last 100 sub-steps (see :class:`TurbofanVectorEnv`).
 
-    Note on ``max_episode_steps`` (counted in sub-steps): ``gymnasium.make(id,
+    Note on ``max_episode_steps`` (counted in sub-steps): an episode lasts at most
+    :attr:`episode_step_limit` ``step()`` calls. ``gymnasium.make(id,
     max_episode_steps=N)`` does not pass it to this class but adds a ``TimeLimit`` of N
     *blocks*. To set the env's own limit, construct ``TurbofanEnv(max_episode_steps=N)``
     or use ``gymnasium.make_vec(id, num_envs=..., max_episode_steps=N)``, which forwards
@@ -56,7 +62,7 @@ class TurbofanEnv(gym.Env[ObsArray, np.int64]):
         max_episode_steps: Sub-steps after which an episode is truncated.
         expose_hidden_state: Add the privileged info keys.
         params: Overrides of the scalar model parameters by name.
-        render_mode: Must be None: there are no render modes.
+        render_mode: None (the default) or ``"rgb_array"``.
 
     Example:
         >>> from gymrpc_server.envs.turbofan import TurbofanEnv
@@ -69,7 +75,11 @@ class TurbofanEnv(gym.Env[ObsArray, np.int64]):
         (True, 1, 2, True)
     """
 
-    metadata: dict[str, Any] = {"render_modes": []}  # noqa: RUF012 (Gymnasium's convention)
+    metadata: dict[str, Any] = {  # noqa: RUF012 (Gymnasium's convention)
+        "render_modes": list(RENDER_MODES),
+        "render_fps": RENDER_FPS,
+        **DOC_METADATA,
+    }
 
     def __init__(
         self,
@@ -91,7 +101,7 @@ class TurbofanEnv(gym.Env[ObsArray, np.int64]):
         self.max_episode_steps = config.max_episode_steps
         self.expose_hidden_state = config.expose_hidden_state
         self.params = config.params
-        self.render_mode = None
+        self.render_mode = config.render_mode
         self.observation_space = cast(
             "spaces.Space[ObsArray]", block_observation_space(config.step_size, config.params)
         )
@@ -99,6 +109,20 @@ class TurbofanEnv(gym.Env[ObsArray, np.int64]):
         self._model = TurbofanModel(1, config.step_size, config.max_episode_steps, config.params)
         self._streams = EnvStreams(1)
         self._needs_reset = True
+        # Only an env that renders records its blocks.
+        self._renderer = (
+            None
+            if config.render_mode is None
+            else TurbofanRenderer(self._model, config.max_episode_steps)
+        )
+
+    @property
+    def episode_step_limit(self) -> int:
+        """The most ``step()`` calls an episode takes: ``ceil(max_episode_steps / step_size)``.
+
+        The last of them is truncated unless the engine failed or was sold before.
+        """
+        return -(-self.max_episode_steps // self.step_size)
 
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
@@ -118,6 +142,8 @@ class TurbofanEnv(gym.Env[ObsArray, np.int64]):
         super().reset(seed=seed)
         keys = self._streams.next_episode_keys(_ONLY_ENV, None if seed is None else [seed])
         row = self._model.reset(_ONLY_ENV, keys)
+        if self._renderer is not None:
+            self._renderer.start(_ONLY_ENV, row)
         self._needs_reset = False
         obs = np.repeat(row, self.step_size, axis=0)
         return obs, single_info(self._model, self.expose_hidden_state)
@@ -138,13 +164,26 @@ class TurbofanEnv(gym.Env[ObsArray, np.int64]):
         value = single_action(action)
         if self._needs_reset:
             raise RuntimeError("call reset() first: the episode has ended (or never started)")
-        block = self._model.step(np.array([value], dtype=np.int64))
+        actions = np.array([value], dtype=np.int64)
+        block = (
+            self._model.step(actions) if self._renderer is None else self._renderer.step(actions)
+        )
         terminated = bool(block.terminated[0])
         truncated = bool(block.truncated[0])
         self._needs_reset = terminated or truncated
         info = single_info(self._model, self.expose_hidden_state)
         return block.obs[0], float(block.reward[0]), terminated, truncated, info
 
-    def render(self) -> None:
-        """Nothing to render: the turbofan env has no render modes."""
-        return None
+    def render(self) -> FrameArray | None:
+        """The engine's picture, or None without a render mode.
+
+        Returns:
+            With ``render_mode="rgb_array"``, a new uint8 array of shape (352, 512, 3):
+            the status, step and repairs of the engine, and one panel per sensor (and
+            DTAMB) with its last 100 sub-steps over a fixed range, shop days, the sale
+            and the failing flight marked. Rendering changes nothing in the episode.
+        """
+        if self._renderer is None:
+            return None
+        frame: FrameArray = self._renderer.frames()[0]
+        return frame

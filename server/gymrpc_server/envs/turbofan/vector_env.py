@@ -2,28 +2,33 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+from gymnasium.utils import seeding
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from gymrpc_server.envs.turbofan.arguments import batch_actions, check_reset_options, vector_seeds
 from gymrpc_server.envs.turbofan.config import (
+    RENDER_MODES,
     validate_autoreset_mode,
     validate_config,
     validate_num_envs,
 )
+from gymrpc_server.envs.turbofan.docs import DOC_METADATA
 from gymrpc_server.envs.turbofan.info import vector_info
 from gymrpc_server.envs.turbofan.model import TurbofanModel
+from gymrpc_server.envs.turbofan.render import RENDER_FPS, TurbofanRenderer
 from gymrpc_server.envs.turbofan.rng import EnvStreams
 from gymrpc_server.envs.turbofan.spaces import action_space, block_observation_space
 
 __all__ = ["TurbofanVectorEnv"]
 
 ObsArray = npt.NDArray[np.float32]
+FrameArray = npt.NDArray[np.uint8]
 
 
 class TurbofanVectorEnv(VectorEnv[ObsArray, npt.NDArray[np.int64], npt.NDArray[Any]]):
@@ -58,7 +63,9 @@ class TurbofanVectorEnv(VectorEnv[ObsArray, npt.NDArray[np.int64], npt.NDArray[A
     the engine fails is worth exactly ``failure_reward`` (-1000) and stops at the
     failing flight. ``terminated`` (failure or sale) and ``truncated`` (``t`` reached
     ``max_episode_steps``, counted in sub-steps) are bool arrays; both can be true when
-    the engine fails or is sold on the last allowed sub-step.
+    the engine fails or is sold on the last allowed sub-step. An episode therefore
+    lasts at most :attr:`episode_step_limit` = ``ceil(max_episode_steps / step_size)``
+    ``step()`` calls.
 
     Info (vector-info convention, every key ``k`` has a bool mask ``_k``):
 
@@ -84,6 +91,19 @@ class TurbofanVectorEnv(VectorEnv[ObsArray, npt.NDArray[np.int64], npt.NDArray[A
     which starts from OS entropy if never seeded. An env's trajectory depends only on
     its seed and its actions, never on ``num_envs`` or the other envs.
 
+    Rendering: with ``render_mode="rgb_array"``, ``render()`` returns one uint8 frame of
+    shape (352, 512, 3) per env in a tuple, exactly as ``SyncVectorEnv`` over
+    :class:`TurbofanEnv` does: the engine's status, step and repairs, and one panel per
+    sensor (and DTAMB) with its last 100 sub-steps of the current episode, each over a
+    fixed range (frames compare across engines and time), the background marking shop
+    days, the sale, the failing flight and the new engine. Recording the history never
+    draws random numbers, so trajectories do not depend on the render mode; without
+    one, nothing is recorded.
+
+    The ``metadata`` carries the documentation a gymrpc server sends to remote clients
+    (``gymrpc.description``, ``gymrpc.observation_labels``, ``gymrpc.info_keys``,
+    ``gymrpc.episode_reason``, ``gymrpc.option_units``; see :mod:`.docs`).
+
     Args:
         num_envs: Number of engines.
         step_size: Sub-steps per block, 1 to 100.
@@ -95,7 +115,7 @@ class TurbofanVectorEnv(VectorEnv[ObsArray, npt.NDArray[np.int64], npt.NDArray[A
         params: Overrides of the scalar model parameters by name (see
             :class:`~gymrpc_server.envs.turbofan.params.TurbofanParams`); an unknown
             name is a ``ValueError`` that lists the valid ones.
-        render_mode: Must be None: there are no render modes.
+        render_mode: None (the default) or ``"rgb_array"``.
         autoreset_mode: An ``AutoresetMode`` or its value (``"NextStep"``,
             ``"SameStep"``, ``"Disabled"``).
 
@@ -119,8 +139,10 @@ class TurbofanVectorEnv(VectorEnv[ObsArray, npt.NDArray[np.int64], npt.NDArray[A
     """
 
     metadata: dict[str, Any] = {  # noqa: RUF012 (Gymnasium's convention; copied per instance)
-        "render_modes": [],
+        "render_modes": list(RENDER_MODES),
+        "render_fps": RENDER_FPS,
         "autoreset_mode": AutoresetMode.NEXT_STEP,
+        **DOC_METADATA,
     }
 
     def __init__(
@@ -148,14 +170,24 @@ class TurbofanVectorEnv(VectorEnv[ObsArray, npt.NDArray[np.int64], npt.NDArray[A
         self.max_episode_steps = config.max_episode_steps
         self.expose_hidden_state = config.expose_hidden_state
         self.params = config.params
-        self.render_mode = None
+        self.render_mode = config.render_mode
         self.metadata = {
-            "render_modes": [],
+            "render_modes": list(RENDER_MODES),
+            "render_fps": RENDER_FPS,
             "autoreset_mode": self.autoreset_mode,
             # reset() validates seeds, options and mask before it changes anything, so
             # a gymrpc server keeps the session usable after refusing bad options.
             "gymrpc.reset_options_checked_first": True,
+            # episode_seed_source below: a gymrpc server can choose the seed of every
+            # episode, autoresets included (evaluation sessions of the challenge).
+            "gymrpc.episode_seed_source": True,
+            **DOC_METADATA,
         }
+        #: When set, called with the indices (ascending) of the engines starting an
+        #: episode without a seed of their own, autoresets included; returns one seed
+        #: per index. A gymrpc server's evaluation sessions use it to put the k-th
+        #: episode of every user on the same secret engine.
+        self.episode_seed_source: Callable[[npt.NDArray[np.intp]], list[int]] | None = None
         self.single_observation_space = block_observation_space(config.step_size, config.params)
         self.single_action_space = action_space()
         self.observation_space = batch_space(self.single_observation_space, n)
@@ -171,6 +203,21 @@ class TurbofanVectorEnv(VectorEnv[ObsArray, npt.NDArray[np.int64], npt.NDArray[A
         # The env's last step ended its episode and it was not reset since (autoreset
         # pending in NEXT_STEP, forbidden to step in DISABLED; never set in SAME_STEP).
         self._ended = np.zeros(n, dtype=np.bool_)
+        # Only an env that renders records its blocks.
+        self._renderer = (
+            None
+            if config.render_mode is None
+            else TurbofanRenderer(self._model, config.max_episode_steps)
+        )
+
+    @property
+    def episode_step_limit(self) -> int:
+        """The most ``step()`` calls an episode takes: ``ceil(max_episode_steps / step_size)``.
+
+        The last of them is truncated unless the engine failed or was sold before.
+        Autoreset steps (``NEXT_STEP``) are not part of an episode.
+        """
+        return -(-self.max_episode_steps // self.step_size)
 
     def reset(
         self,
@@ -206,6 +253,10 @@ class TurbofanVectorEnv(VectorEnv[ObsArray, npt.NDArray[np.int64], npt.NDArray[A
             env_indices = np.flatnonzero(mask)
             if seeds is not None:
                 seeds = [seeds[index] for index in env_indices.tolist()]
+        if isinstance(seed, int | np.integer):
+            # As Gymnasium's native vector envs do: np_random_seed reports the seed. The
+            # engines draw from their own per-env streams, not from this generator.
+            self._np_random, self._np_random_seed = seeding.np_random(int(seed))
         self._reset_envs(env_indices, seeds, self._obs)
         self._never_reset[env_indices] = False
         self._started = not self._never_reset.any()
@@ -250,7 +301,9 @@ class TurbofanVectorEnv(VectorEnv[ObsArray, npt.NDArray[np.int64], npt.NDArray[A
                 f"{np.flatnonzero(self._ended).tolist()} have ended: reset them with "
                 f"reset(options={{'reset_mask': mask}}) before stepping"
             )
-        block = self._model.step(action_array)
+        # The renderer records the block before any autoreset starts a new history.
+        renderer = self._renderer
+        block = self._model.step(action_array) if renderer is None else renderer.step(action_array)
         obs, rewards = block.obs, block.reward
         terminations, truncations = block.terminated, block.truncated
         hidden = self.expose_hidden_state
@@ -285,9 +338,17 @@ class TurbofanVectorEnv(VectorEnv[ObsArray, npt.NDArray[np.int64], npt.NDArray[A
         info.update(extra)
         return obs, rewards, terminations, truncations, info
 
-    def render(self) -> None:
-        """Nothing to render: the turbofan env has no render modes."""
-        return None
+    def render(self) -> tuple[FrameArray, ...] | None:
+        """The picture of every env, or None without a render mode.
+
+        Returns:
+            With ``render_mode="rgb_array"``, a tuple of ``num_envs`` new uint8 arrays of
+            shape (352, 512, 3), what ``SyncVectorEnv`` over :class:`TurbofanEnv`
+            returns, frame for frame (see the class docstring).
+        """
+        if self._renderer is None:
+            return None
+        return tuple(self._renderer.frames())
 
     def _reset_envs(
         self,
@@ -296,9 +357,13 @@ class TurbofanVectorEnv(VectorEnv[ObsArray, npt.NDArray[np.int64], npt.NDArray[A
         obs: ObsArray,
     ) -> None:
         """Start new episodes at ``env_indices`` and write their first blocks into ``obs``."""
+        if seeds is None and self.episode_seed_source is not None:
+            seeds = list(self.episode_seed_source(env_indices))
         keys = self._streams.next_episode_keys(env_indices, seeds)
         rows = self._model.reset(env_indices, keys)
         obs[env_indices] = rows[:, None, :]
+        if self._renderer is not None:
+            self._renderer.start(env_indices, rows)
 
     def _check_reset_mask(self, reset_mask: object) -> npt.NDArray[np.bool_]:
         # Same checks, exception types and messages as SyncVectorEnv.

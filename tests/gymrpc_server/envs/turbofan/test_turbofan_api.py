@@ -220,8 +220,16 @@ class TestOptionErrors:
             ),
             ({"max_episode_steps": "9"}, TypeError, r"'max_episode_steps' must be an int"),
             ({"expose_hidden_state": "yes"}, TypeError, r"'expose_hidden_state' must be a bool"),
-            ({"render_mode": "human"}, ValueError, r"'render_mode' must be None .*'human'"),
-            ({"render_mode": 1}, TypeError, r"'render_mode' must be None"),
+            (
+                {"render_mode": "human"},
+                ValueError,
+                r"'render_mode' must be None or one of 'rgb_array', got 'human'",
+            ),
+            (
+                {"render_mode": 1},
+                TypeError,
+                r"'render_mode' must be None or one of 'rgb_array', got int: 1",
+            ),
             (
                 {"params": {"wear_speed": 1.0}},
                 ValueError,

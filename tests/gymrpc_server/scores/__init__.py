@@ -1,0 +1,1 @@
+"""Tests of gymrpc_server.scores (a package only so that mypy names its modules apart)."""

@@ -4,48 +4,67 @@ They raise the errors Gymnasium's own vector environments raise (``TypeError`` a
 ``ValueError`` with the same wording), so code written for ``SyncVectorEnv`` handles
 a remote environment the same way, and they turn Python lists and other dtypes into
 arrays of the action space's exact dtype, which is what the wire requires.
+
+Batches of Text, Sequence, Graph and OneOf actions are not arrays: as Gymnasium's
+``batch_space`` makes them, they are tuples of one action per sub-environment (any
+sequence is accepted and becomes a tuple). Whether each action lies in the space is
+checked by the server, which names the sub-environment at fault.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
 from gymnasium import spaces
 
 from gymrpc.errors import InvalidActionError
+from gymrpc.fieldpath import join_key
 
 __all__ = ["batch_actions", "check_reset_mask", "check_seeds"]
+
+# Spaces whose batches are arrays with a leading batch dimension.
+_ARRAY_SPACES: Final = (spaces.Box, spaces.Discrete, spaces.MultiDiscrete, spaces.MultiBinary)
+# Spaces whose batches are tuples of one value per sub-environment.
+_ITEM_SPACES: Final = (spaces.Text, spaces.Sequence, spaces.Graph, spaces.OneOf)
 
 
 def batch_actions(
     space: spaces.Space[Any], actions: Any, num_envs: int, field: str = "actions"
 ) -> Any:
-    """Convert a batch of actions to arrays of the single action space's dtype.
+    """Convert a batch of actions to the form the wire carries.
 
     Args:
         space: The single (unbatched) action space.
-        actions: One action per sub-environment: an array, a list, or for Dict and
-            Tuple spaces a dict or tuple of such batches.
+        actions: One action per sub-environment, in Gymnasium's batched form: an array
+            (or a list) for Box, Discrete, MultiDiscrete and MultiBinary, a tuple (or
+            any sequence) of ``num_envs`` actions for Text, Sequence, Graph and OneOf,
+            and for Dict and Tuple spaces a dict or tuple of such batches.
         num_envs: The batch size.
         field: Path of the actions, for error messages.
 
     Returns:
-        The same structure with C-contiguous arrays of shape ``(num_envs, *shape)``.
+        The same structure with C-contiguous arrays of shape ``(num_envs, *shape)``
+        and tuples of ``num_envs`` actions.
 
     Raises:
-        TypeError: For a scalar or an object that is not a batch.
+        TypeError: For a scalar, a single action, or an object that is not a batch.
         InvalidActionError: (a ``ValueError``) for a wrong batch size, shape or a
             dtype that cannot be converted without changing its kind.
+
+    Example:
+        >>> from gymnasium import spaces
+        >>> batch_actions(spaces.Text(3), ["ab", "c"], num_envs=2)
+        ('ab', 'c')
     """
     if (
         type(actions) is np.ndarray
         and actions.dtype == space.dtype
         and actions.shape == (num_envs, *(space.shape or ()))
         and actions.flags.c_contiguous
-        and not isinstance(space, spaces.Dict | spaces.Tuple)
+        and isinstance(space, _ARRAY_SPACES)
     ):
         # The common case, e.g. action_space.sample() or a policy's output: as is.
         return actions
@@ -56,7 +75,7 @@ def batch_actions(
                 f"{field}: got {got}; expected a dict with keys {list(space.spaces)}", field=field
             )
         return {
-            key: batch_actions(sub, actions[key], num_envs, f"{field}.{key}")
+            key: batch_actions(sub, actions[key], num_envs, join_key(field, key))
             for key, sub in space.spaces.items()
         }
     if isinstance(space, spaces.Tuple):
@@ -68,7 +87,56 @@ def batch_actions(
             batch_actions(sub, item, num_envs, f"{field}[{index}]")
             for index, (sub, item) in enumerate(zip(space.spaces, actions, strict=True))
         )
+    if isinstance(space, _ITEM_SPACES):
+        return _batch_items(space, actions, num_envs, field)
     return _batch_leaf(space, actions, num_envs, field)
+
+
+def _batch_items(
+    space: spaces.Space[Any], actions: Any, num_envs: int, field: str
+) -> tuple[Any, ...]:
+    expected = f"expected a tuple of {num_envs} actions of {space}, one per sub-environment"
+    if _is_single_action(space, actions):
+        raise TypeError(
+            f"{field}: got a single action {_summary(actions)}; {expected} (as "
+            "action_space.sample() gives)"
+        )
+    is_batch = type(actions) is tuple or (isinstance(actions, np.ndarray) and actions.ndim > 0)
+    if not is_batch and (not isinstance(actions, Sequence) or isinstance(actions, str | bytes)):
+        raise TypeError(f"{field}: got {_summary(actions)}; {expected}")
+    items = tuple(actions)
+    if len(items) != num_envs:
+        raise InvalidActionError(
+            f"{field}: {len(items)} actions for {num_envs} sub-environments; {expected}",
+            field=field,
+        )
+    return items
+
+
+def _is_single_action(space: spaces.Space[Any], actions: Any) -> bool:
+    """Whether ``actions`` is plainly one action of ``space`` rather than a batch."""
+    if isinstance(space, spaces.Text):
+        return isinstance(actions, str)
+    if isinstance(space, spaces.Graph):
+        return isinstance(actions, spaces.GraphInstance)
+    if isinstance(space, spaces.OneOf):
+        # A OneOf action is (index, value); a batch holds such tuples, never an index.
+        return (
+            isinstance(actions, tuple)
+            and len(actions) == 2
+            and isinstance(actions[0], int | np.integer)
+        )
+    return False
+
+
+def _summary(value: Any) -> str:
+    if isinstance(value, str):
+        return repr(value) if len(value) <= 40 else f"a str of {len(value)} characters"
+    if isinstance(value, np.ndarray):
+        return f"an array of shape {value.shape} and dtype {value.dtype}"
+    if isinstance(value, bool | int | float | np.generic) or value is None:
+        return f"{value!r} ({type(value).__name__})"
+    return f"a {type(value).__name__}"
 
 
 def _batch_leaf(

@@ -103,7 +103,6 @@ class Connection:
         self.metadata: tuple[tuple[str, str], ...] = (
             (("authorization", f"Bearer {settings.token}"),) if settings.token else ()
         )
-        self.server_info: pb.GetServerInfoResponse | None = None
         self._max_message_bytes = _DEFAULT_MESSAGE_BYTES
         self.channel = self._new_channel()
         self.stub = pb_grpc.EnvServiceStub(self.channel)
@@ -185,7 +184,6 @@ class Connection:
             self.channel = self._new_channel()
             self.stub = pb_grpc.EnvServiceStub(self.channel)
             old.close()
-        self.server_info = info
         return info
 
     def close(self) -> None:

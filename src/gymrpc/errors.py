@@ -23,13 +23,17 @@ from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 __all__ = [
+    "BASE_CLASSES",
+    "CLIENT_CLASSES",
     "DOMAIN",
+    "REASON_CLASSES",
     "AuthenticationError",
     "ConnectionLostError",
     "DeadlineExceededError",
     "EnvNotFoundError",
     "EnvironmentFailureError",
     "EpisodeEndedError",
+    "EvaluationUnavailableError",
     "FailedPreconditionError",
     "GymrpcError",
     "InternalServerError",
@@ -50,6 +54,7 @@ __all__ = [
     "ResetNeededError",
     "ResourceExhaustedError",
     "ResponseTooLargeError",
+    "ScoresUnavailableError",
     "ServerBusyError",
     "SessionLimitError",
     "SessionNotFoundError",
@@ -96,7 +101,7 @@ class GymrpcError(Exception):
     """
 
     code: ClassVar[grpc.StatusCode] = grpc.StatusCode.INTERNAL
-    default_reason: ClassVar[str] = "ENVIRONMENT_ERROR"
+    default_reason: ClassVar[str] = "UNKNOWN"
 
     def __init__(
         self,
@@ -234,7 +239,7 @@ class NotFoundError(GymrpcError, KeyError):
     """Something the request names does not exist for the caller (NOT_FOUND)."""
 
     code = grpc.StatusCode.NOT_FOUND
-    default_reason = "SESSION_NOT_FOUND"
+    default_reason = "NOT_FOUND"
 
 
 class SessionNotFoundError(NotFoundError):
@@ -253,7 +258,7 @@ class FailedPreconditionError(GymrpcError, RuntimeError):
     """The session is not in a state that allows the request (FAILED_PRECONDITION)."""
 
     code = grpc.StatusCode.FAILED_PRECONDITION
-    default_reason = "RESET_REQUIRED"
+    default_reason = "FAILED_PRECONDITION"
 
 
 class ResetNeededError(FailedPreconditionError):
@@ -269,7 +274,7 @@ class EpisodeEndedError(FailedPreconditionError):
 
 
 class UnsupportedSpaceError(FailedPreconditionError, ValueError):
-    """A space cannot be described by protocol v1."""
+    """A space cannot be described by the protocol (a custom ``Space`` subclass)."""
 
     default_reason = "UNSUPPORTED_SPACE"
 
@@ -280,11 +285,17 @@ class UnsupportedAutoresetError(FailedPreconditionError, ValueError):
     default_reason = "UNSUPPORTED_AUTORESET"
 
 
+class EvaluationUnavailableError(FailedPreconditionError):
+    """The environment does not accept evaluation sessions on this server."""
+
+    default_reason = "EVALUATION_UNAVAILABLE"
+
+
 class ResourceExhaustedError(GymrpcError):
     """A limit or quota is exhausted (RESOURCE_EXHAUSTED)."""
 
     code = grpc.StatusCode.RESOURCE_EXHAUSTED
-    default_reason = "SERVER_BUSY"
+    default_reason = "RESOURCE_EXHAUSTED"
 
 
 class NumEnvsLimitError(ResourceExhaustedError, ValueError):
@@ -357,6 +368,12 @@ class ShuttingDownError(UnavailableError):
     default_reason = "SHUTTING_DOWN"
 
 
+class ScoresUnavailableError(UnavailableError):
+    """The server cannot record episodes now; evaluation requests must wait."""
+
+    default_reason = "SCORES_UNAVAILABLE"
+
+
 class ConnectionLostError(UnavailableError):
     """The connection dropped and the client could not re-attach to its session."""
 
@@ -394,28 +411,58 @@ class ProtocolVersionError(GymrpcError):
     default_reason = "PROTOCOL_VERSION"
 
 
-def _concrete_classes() -> list[type[GymrpcError]]:
-    found: list[type[GymrpcError]] = []
-    pending: list[type[GymrpcError]] = [GymrpcError]
-    while pending:
-        cls = pending.pop()
-        found.append(cls)
-        pending.extend(cls.__subclasses__())
-    return found
-
-
-# Most specific class for each reason; the base class of each code as a fallback.
-_BY_REASON: dict[str, type[GymrpcError]] = {}
-for _cls in _concrete_classes():
-    _BY_REASON.setdefault(_cls.default_reason, _cls)
-for _cls in (
-    SessionNotFoundError,
-    ResetNeededError,
-    ServerBusyError,
-    EnvironmentFailureError,
+#: The exception class of every ``ErrorReason`` a server sends (errors.proto), one class
+#: per reason and one reason per class. ``from_status`` rebuilds errors through it, and
+#: a test keeps it equal to the enum.
+REASON_CLASSES: dict[str, type[GymrpcError]] = {
+    "INVALID_TENSOR": InvalidTensorError,
+    "INVALID_VALUE": InvalidValueError,
+    "INVALID_ACTION": InvalidActionError,
+    "INVALID_RESET_MASK": InvalidResetMaskError,
+    "INVALID_SEED": InvalidSeedError,
+    "INVALID_OPTION": InvalidOptionError,
+    "INVALID_NUM_ENVS": InvalidNumEnvsError,
+    "INVALID_ARGUMENT": InvalidArgumentError,
+    "OUT_OF_ORDER": OutOfOrderError,
+    "SESSION_NOT_FOUND": SessionNotFoundError,
+    "ENV_NOT_FOUND": EnvNotFoundError,
+    "RESET_REQUIRED": ResetNeededError,
+    "EPISODE_ENDED": EpisodeEndedError,
+    "UNSUPPORTED_SPACE": UnsupportedSpaceError,
+    "UNSUPPORTED_AUTORESET": UnsupportedAutoresetError,
+    "NUM_ENVS_LIMIT": NumEnvsLimitError,
+    "SESSION_LIMIT": SessionLimitError,
+    "STEP_QUOTA_EXHAUSTED": StepQuotaExhaustedError,
+    "TENSOR_TOO_LARGE": TensorTooLargeError,
+    "SERVER_BUSY": ServerBusyError,
+    "UNAUTHENTICATED": AuthenticationError,
+    "PERMISSION_DENIED": PermissionDeniedError,
+    "NOT_SUPPORTED": NotSupportedError,
+    "SHUTTING_DOWN": ShuttingDownError,
+    "ENVIRONMENT_ERROR": EnvironmentFailureError,
+    "INTERNAL": InternalServerError,
+    "UNKNOWN_ATTRIBUTE": UnknownAttributeError,
+    "RESPONSE_TOO_LARGE": ResponseTooLargeError,
+    "EVALUATION_UNAVAILABLE": EvaluationUnavailableError,
+    "SCORES_UNAVAILABLE": ScoresUnavailableError,
+}
+#: Classes no server sends as such: bases that stand for a status code when the reason is
+#: unknown (a newer server's, or gRPC's own statuses without details), and errors the
+#: client raises itself.
+BASE_CLASSES: tuple[type[GymrpcError], ...] = (
+    GymrpcError,
+    NotFoundError,
+    FailedPreconditionError,
+    ResourceExhaustedError,
     UnavailableError,
-):
-    _BY_REASON[_cls.default_reason] = _cls
+)
+CLIENT_CLASSES: tuple[type[GymrpcError], ...] = (
+    ConnectionLostError,
+    DeadlineExceededError,
+    ProtocolVersionError,
+)
+# Client-side classes round-trip too (a status built from one, as tests do).
+_BY_REASON = REASON_CLASSES | {cls.default_reason: cls for cls in BASE_CLASSES + CLIENT_CLASSES}
 _BY_CODE: dict[grpc.StatusCode, type[GymrpcError]] = {
     grpc.StatusCode.INVALID_ARGUMENT: InvalidArgumentError,
     grpc.StatusCode.NOT_FOUND: NotFoundError,

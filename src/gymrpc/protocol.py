@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from typing import Final
 
-__all__ = ["PROTOCOL_VERSION", "is_compatible"]
+__all__ = ["PROTOCOL_VERSION", "SHUTDOWN_PREFIX", "is_compatible"]
 
 #: (major, minor) of ``proto/gymrpc/v1``. Minor versions only add; a different major
 #: version cannot be spoken.
-PROTOCOL_VERSION: Final = (1, 0)
+PROTOCOL_VERSION: Final = (1, 1)
+
+#: How the status message begins when a stopping server ends an open session stream
+#: (errors.proto, "The error model"): gRPC cannot attach details to that status.
+SHUTDOWN_PREFIX: Final = "SHUTTING_DOWN:"
 
 
 def is_compatible(major: int) -> bool:

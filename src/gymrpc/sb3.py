@@ -6,7 +6,9 @@ Stable-Baselines3 2.x does not accept a Gymnasium ``VectorEnv``; it has its own
 ``terminal_observation`` and ``TimeLimit.truncated``, seeds and options applied at the
 next reset). This module translates between that API and :class:`gymrpc.RemoteVectorEnv`
 in SAME_STEP autoreset mode, which is the reset semantics SB3 expects, so that a remote
-session behaves like SB3's own ``DummyVecEnv`` over the same environments.
+session behaves like SB3's own ``DummyVecEnv`` over the same environments. Actions of
+Dict and Tuple spaces come as ``DummyVecEnv`` takes them, a list of one dict or tuple
+per environment, or in Gymnasium's batched form.
 
 It needs the optional dependency: ``pip install gymrpc[sb3]``.
 
@@ -27,6 +29,7 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
+from gymnasium import spaces
 from gymnasium.utils.env_checker import data_equivalence
 from gymnasium.vector import AutoresetMode
 
@@ -43,7 +46,8 @@ except ImportError as error:
         "with: pip install gymrpc[sb3]"
     ) from error
 
-from gymrpc.errors import GymrpcError, ResetNeededError
+from gymrpc.errors import GymrpcError, InvalidActionError, ResetNeededError
+from gymrpc.fieldpath import join_key
 from gymrpc.modes import autoreset_from_proto, autoreset_to_proto
 from gymrpc.vector_env import RemoteVectorEnv, make_vec
 
@@ -182,9 +186,18 @@ class RemoteVecEnv(VecEnv):
         """Send the actions; the server steps while the caller does other work.
 
         Args:
-            actions: One action per sub-environment.
+            actions: One action per sub-environment: an array (a policy's output), or
+                for Dict and Tuple action spaces either a list of ``num_envs``
+                per-environment dicts or tuples (SB3's convention: ``DummyVecEnv``
+                hands ``actions[i]`` to environment ``i``) or Gymnasium's batched form,
+                a dict or tuple of batches. A list is always read as per-environment
+                actions, as ``DummyVecEnv`` reads it.
+
+        Raises:
+            InvalidActionError: (a ``ValueError``) If per-environment actions are not
+                ``num_envs`` values of the action space's structure.
         """
-        self.remote.step_async(actions)
+        self.remote.step_async(_batched_actions(self.action_space, actions, self.num_envs))
         self._step_pending = True
 
     def step_wait(self) -> VecEnvStepReturn:
@@ -339,6 +352,76 @@ class RemoteVecEnv(VecEnv):
     def close(self) -> None:
         """Close the remote session and its connection; idempotent."""
         self.remote.close()
+
+
+def _batched_actions(space: spaces.Space[Any], actions: Any, num_envs: int) -> Any:
+    """Gymnasium's batched form of SB3-style per-environment Dict or Tuple actions.
+
+    ``DummyVecEnv`` indexes the actions by environment, so a list (or a 1-d object
+    array) of per-environment dicts or tuples is its convention; Gymnasium's vector
+    environments take a dict or tuple of batches instead. For a Dict space a tuple can
+    only be per-environment too; for a Tuple space it is Gymnasium's batched form.
+    Anything else passes as is.
+    """
+    if not isinstance(space, spaces.Dict | spaces.Tuple):
+        return actions
+    per_env = type(actions) is list or (
+        isinstance(actions, np.ndarray) and actions.dtype == object and actions.ndim == 1
+    )
+    if per_env or (isinstance(space, spaces.Dict) and type(actions) is tuple):
+        if len(actions) != num_envs:
+            raise InvalidActionError(
+                f"actions: {len(actions)} actions for {num_envs} sub-environments; "
+                f"expected one {type(space).__name__} action per sub-environment",
+                field="actions",
+            )
+        return _stack(space, list(actions), "actions")
+    return actions
+
+
+def _stack(space: spaces.Space[Any], items: list[Any], field: str) -> Any:
+    """Stack per-environment values of ``space`` into its batched form.
+
+    Arrays keep the dtype numpy gives the stack of the user's values (float64 actions
+    stay float64, as ``DummyVecEnv`` passes them on unchanged); the batch is then
+    converted and checked like any other.
+    """
+    if isinstance(space, spaces.Dict):
+        for index, item in enumerate(items):
+            if not isinstance(item, Mapping) or set(item) != set(space.spaces):
+                got = sorted(item) if isinstance(item, Mapping) else type(item).__name__
+                raise InvalidActionError(
+                    f"{field}[{index}]: got {got}; expected a dict with keys {list(space.spaces)}",
+                    field=f"{field}[{index}]",
+                )
+        return {
+            key: _stack(sub, [item[key] for item in items], join_key(field, key))
+            for key, sub in space.spaces.items()
+        }
+    if isinstance(space, spaces.Tuple):
+        size = len(space.spaces)
+        for index, item in enumerate(items):
+            if not isinstance(item, Sequence) or isinstance(item, str) or len(item) != size:
+                raise InvalidActionError(
+                    f"{field}[{index}]: got {type(item).__name__}; expected a tuple of "
+                    f"{size} items",
+                    field=f"{field}[{index}]",
+                )
+        return tuple(
+            _stack(sub, [item[position] for item in items], f"{field}[{position}]")
+            for position, sub in enumerate(space.spaces)
+        )
+    if isinstance(space, spaces.Box | spaces.Discrete | spaces.MultiDiscrete | spaces.MultiBinary):
+        try:
+            return np.stack([np.asarray(item) for item in items])
+        except ValueError as error:  # ragged or differently shaped actions
+            raise InvalidActionError(
+                f"{field}: the actions of the sub-environments cannot be stacked ({error}); "
+                f"expected one value of {space} each",
+                field=field,
+            ) from error
+    # Text, Sequence, Graph, OneOf: batches are tuples of the values themselves.
+    return tuple(items)
 
 
 def _split_vector_info(info: Mapping[str, Any], num_envs: int) -> list[dict[str, Any]]:

@@ -21,7 +21,14 @@ from typing import Any, Final
 import grpc
 
 from gymrpc.connection import Connection
-from gymrpc.errors import DOMAIN, ConnectionLostError, DeadlineExceededError, InternalServerError
+from gymrpc.errors import (
+    DOMAIN,
+    ConnectionLostError,
+    DeadlineExceededError,
+    InternalServerError,
+    ShuttingDownError,
+)
+from gymrpc.protocol import SHUTDOWN_PREFIX
 from gymrpc.v1 import env_service_pb2 as pb
 
 __all__ = ["SessionStream"]
@@ -185,6 +192,14 @@ class SessionStream:
         error = broken.error
         first = True
         while True:
+            if error is not None and _server_stopped(error):
+                # The server closed the session: there is nothing to re-attach to.
+                self._abandon()
+                raise ShuttingDownError(
+                    f"the gymrpc server at {self._connection.settings.target} stopped and "
+                    f"closed session {self._session_id} ({error.details()})",
+                    metadata={"session_id": self._session_id},
+                ) from None
             if error is not None and not _is_transport_failure(error):
                 self._abandon()
                 raise self._connection.translate(error) from None
@@ -250,6 +265,13 @@ class _BrokenStreamError(Exception):
     def __init__(self, error: grpc.RpcError | None) -> None:
         super().__init__()
         self.error = error
+
+
+def _server_stopped(error: grpc.RpcError) -> bool:
+    """True when a stopping server ended the stream (errors.proto, "The error model")."""
+    call: Any = error
+    details = call.details() or ""
+    return bool(call.code() is grpc.StatusCode.UNAVAILABLE and details.startswith(SHUTDOWN_PREFIX))
 
 
 def _is_transport_failure(error: grpc.RpcError) -> bool:

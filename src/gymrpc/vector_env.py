@@ -29,29 +29,75 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 from gymnasium.error import AlreadyPendingCallError, ClosedEnvironmentError, NoAsyncCallError
+from gymnasium.utils import seeding
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from gymrpc.allocator import tune_allocator
 from gymrpc.batching import batch_actions, check_reset_mask, check_seeds
 from gymrpc.connection import Connection, ConnectionSettings
-from gymrpc.errors import GymrpcError, ResourceExhaustedError, from_status
-from gymrpc.modes import autoreset_from_proto, autoreset_to_proto
+from gymrpc.errors import (
+    GymrpcError,
+    InvalidNumEnvsError,
+    InvalidSeedError,
+    ResourceExhaustedError,
+    from_status,
+)
+from gymrpc.modes import (
+    VECTORIZATION_MODES,
+    autoreset_from_proto,
+    autoreset_to_proto,
+    vectorization_to_proto,
+)
 from gymrpc.spaces import decode_space
 from gymrpc.stream import SessionStream
 from gymrpc.tensors import decode_tensor, fill_tensor
 from gymrpc.v1 import env_service_pb2 as pb
-from gymrpc.values import decode_info, decode_map, decode_value, fill_value
+from gymrpc.values import decode_map, decode_value, fill_value
 
 __all__ = ["RemoteVectorEnv", "make_vec"]
 
 logger = logging.getLogger(__name__)
 
-_VECTORIZATION = {
-    None: pb.VECTORIZATION_MODE_UNSPECIFIED,
-    "vector_entry_point": pb.VECTORIZATION_MODE_VECTOR_ENTRY_POINT,
-    "sync": pb.VECTORIZATION_MODE_SYNC,
-}
+# The largest values the wire's fields hold (uint32 num_envs, uint64 seed).
+_MAX_NUM_ENVS = (1 << 32) - 1
+_MAX_SEED = (1 << 64) - 1
+
+
+def check_session_arguments(num_envs: Any, seed: Any) -> None:
+    """Check ``make_vec``'s batch size and seed before anything is sent.
+
+    The errors are the server's own (a ``ValueError`` subclass naming the field),
+    raised before protobuf can refuse the value with a bare "Value out of range".
+
+    Raises:
+        InvalidNumEnvsError: If ``num_envs`` is not an int of at least 1.
+        InvalidSeedError: If ``seed`` is not ``None`` or an int in [0, 2**64 - 1].
+    """
+    if isinstance(num_envs, bool) or not isinstance(num_envs, int | np.integer):
+        raise InvalidNumEnvsError(
+            f"num_envs: got {type(num_envs).__name__} {num_envs!r}; expected an int >= 1",
+            field="num_envs",
+        )
+    if not 1 <= num_envs <= _MAX_NUM_ENVS:
+        raise InvalidNumEnvsError(
+            f"num_envs: {num_envs}; expected at least 1 (and at most the server's "
+            "limit, GetServerInfo's limits.max_num_envs)",
+            field="num_envs",
+        )
+    if seed is None:
+        return
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer):
+        raise InvalidSeedError(
+            f"seed: got {type(seed).__name__} {seed!r}; expected None or an int >= 0",
+            field="seed",
+        )
+    if not 0 <= seed <= _MAX_SEED - (num_envs - 1):
+        raise InvalidSeedError(
+            f"seed: {seed}; expected an int in [0, {_MAX_SEED - (num_envs - 1)}] "
+            "(sub-environment i is seeded with seed + i, which must fit in 64 bits)",
+            field="seed",
+        )
 
 
 # Environments not closed yet: closed at interpreter exit, while gRPC still runs.
@@ -91,6 +137,12 @@ class RemoteVectorEnv(VectorEnv[Any, Any, Any]):
         timeout: Deadline in seconds of every call and step.
         session_id: Attach to an existing session of yours instead of creating one
             (``env_id``, ``num_envs`` and the options are then the session's).
+        connection: An open connection to use instead of opening one (``target``,
+            ``token``, the TLS settings and ``timeout`` then come from it); the env owns
+            it from then on. ``make_vec`` passes the one it asked for the server's workers.
+        evaluation: Create an evaluation session of the challenge: its episodes are
+            scored, run on the server's secret engines, and take no seed (see
+            ``CreateSessionRequest.evaluation`` in proto/gymrpc/v1/env_service.proto).
 
     Raises:
         ProtocolVersionError: If the server speaks another major protocol version.
@@ -114,18 +166,25 @@ class RemoteVectorEnv(VectorEnv[Any, Any, Any]):
         tls: bool | None = None,
         timeout: float = 60.0,
         session_id: str | None = None,
+        connection: Connection | None = None,
+        evaluation: bool = False,
     ) -> None:
-        if vectorization_mode not in _VECTORIZATION:
+        if vectorization_mode not in VECTORIZATION_MODES:
             raise ValueError(
                 f"vectorization_mode: {vectorization_mode!r}; expected 'vector_entry_point', "
                 "'sync' or None"
             )
+        if session_id is None:
+            check_session_arguments(num_envs, seed)
         tune_allocator()  # large observations: see gymrpc.allocator
-        self._connection = Connection(
+        self._connection = connection or Connection(
             ConnectionSettings.resolve(target, token, root_certificates, tls, timeout)
         )
         self._stream: SessionStream | None = None
         self._state = _State.DEFAULT
+        self._np_random_seed: Any = None
+        # Whether np_random_seed was asked of the server since the last reset.
+        self._np_random_seed_asked = False
         self.session_id = ""
         try:
             self.server_info = self._connection.handshake()
@@ -134,7 +193,8 @@ class RemoteVectorEnv(VectorEnv[Any, Any, Any]):
                     env_id=env_id,
                     num_envs=num_envs,
                     autoreset_mode=autoreset_to_proto(autoreset_mode),
-                    vectorization_mode=_VECTORIZATION[vectorization_mode],
+                    vectorization_mode=vectorization_to_proto(vectorization_mode),
+                    evaluation=evaluation,
                 )
                 if seed is not None:
                     request.seed = seed
@@ -160,13 +220,23 @@ class RemoteVectorEnv(VectorEnv[Any, Any, Any]):
         self.session_id = session.session_id
         self.env_id = session.env_id
         self.num_envs = session.num_envs
-        self.single_observation_space = decode_space(session.single_observation_space)
-        self.single_action_space = decode_space(session.single_action_space)
+        # The spaces come with their generators' states (Space.generator) and
+        # batch_space copies them, as SyncVectorEnv batches its first environment's.
+        self.single_observation_space = decode_space(
+            session.single_observation_space, field="single_observation_space"
+        )
+        self.single_action_space = decode_space(
+            session.single_action_space, field="single_action_space"
+        )
         self.observation_space = batch_space(self.single_observation_space, self.num_envs)
         self.action_space = batch_space(self.single_action_space, self.num_envs)
+        if session.HasField("np_random_seed"):  # attached with GetSession
+            self._np_random_seed = decode_value(session.np_random_seed, field="np_random_seed")
         self.metadata = decode_map(session.metadata)
         self.metadata["autoreset_mode"] = autoreset_from_proto(session.autoreset_mode)
         self.autoreset_mode = self.metadata["autoreset_mode"]
+        #: True for an evaluation session of the challenge.
+        self.evaluation = session.evaluation
         self.render_mode = session.render_mode or None
         self.env_options = {
             name: decode_value(value, field=f"env_options.{name}")
@@ -245,7 +315,69 @@ class RemoteVectorEnv(VectorEnv[Any, Any, Any]):
             NoAsyncCallError: If no reset is pending.
         """
         response = self._wait(_State.WAITING_RESET, "reset_wait", timeout)
-        return decode_value(response.reset.observations), decode_info(response.reset.info)
+        if response.reset.HasField("np_random_seed"):
+            self._np_random_seed = decode_value(response.reset.np_random_seed)
+            self._np_random_seed_asked = False
+        return decode_value(response.reset.observations), decode_map(response.reset.info)
+
+    @property
+    def np_random_seed(self) -> Any:
+        """The server's ``np_random_seed``, as ``SyncVectorEnv`` gives it.
+
+        Under ``vectorization_mode="sync"`` a tuple with each sub-environment's seed
+        (``(42, 43)`` after ``reset(seed=42)`` on 2 envs); for a native vector
+        environment its own seed. Every reset reports it; until the first one it is
+        asked of the server (GetSession), which reads it as ``SyncVectorEnv`` does: the
+        seeds of environments seeded when built, and fresh entropy seeds for those not
+        seeded yet. Always ``None`` in an evaluation session, whose seeds are secret
+        (and from a server that does not report it).
+        """
+        if self._np_random_seed is None and not self._np_random_seed_asked:
+            self._np_random_seed = self._ask_np_random_seed()
+        return self._np_random_seed
+
+    def _ask_np_random_seed(self) -> Any:
+        # Asked once: a server that left it out of one GetSession (an evaluation
+        # session, or a server before this field) leaves it out of the next.
+        self._np_random_seed_asked = True
+        if self.evaluation or self.closed or not self.session_id:
+            return None
+        session = self._connection.call(
+            self._connection.stub.GetSession, pb.GetSessionRequest(session_id=self.session_id)
+        ).session
+        if not session.HasField("np_random_seed"):
+            return None
+        return decode_value(session.np_random_seed, field="np_random_seed")
+
+    @property
+    def np_random(self) -> Any:
+        """Random generators seeded like the server's, as they were right after seeding.
+
+        The server's own generators live on the server and move on as the environments
+        draw from them; these are fresh ones from :attr:`np_random_seed` (one per
+        sub-environment under sync vectorization, as ``SyncVectorEnv.np_random`` is),
+        equal to the server's only until they draw.
+
+        Raises:
+            AttributeError: In an evaluation session (or with a server that does not
+                report its seeds).
+        """
+        seed = self.np_random_seed
+        if seed is None:
+            raise AttributeError(
+                "np_random: the server reports no seeds (an evaluation session, whose "
+                "seeds are secret, or a server that does not report them)"
+            )
+        if isinstance(seed, tuple):
+            return tuple(seeding.np_random(item)[0] for item in seed)
+        return seeding.np_random(seed)[0]
+
+    @np_random.setter
+    def np_random(self, value: Any) -> None:
+        raise AttributeError(
+            "np_random: the environments' generators live on the server and cannot be "
+            "replaced from here; reset with a seed instead"
+        )
 
     # --- step ----------------------------------------------------------------------------
 
@@ -306,7 +438,7 @@ class RemoteVectorEnv(VectorEnv[Any, Any, Any]):
             decode_tensor(result.rewards, field="rewards"),
             decode_tensor(result.terminations, field="terminations"),
             decode_tensor(result.truncations, field="truncations"),
-            decode_info(result.info) if result.info.entries else {},
+            decode_map(result.info) if result.info.entries else {},
         )
 
     def _wait(self, expected: _State, name: str, timeout: float | None) -> pb.StreamSessionResponse:
@@ -416,10 +548,21 @@ class RemoteVectorEnv(VectorEnv[Any, Any, Any]):
             fill_value(request.values.add(), value, field=f"values[{index}]")
         self._connection.call(self._connection.stub.SetAttr, request)
 
-    def render(self) -> Any:
-        """Return the frames the server renders (``render_mode`` set at creation)."""
+    def render(self, env_indices: Sequence[int] | None = None) -> Any:
+        """Return the frames the server renders (``render_mode`` set at creation).
+
+        Args:
+            env_indices: Render only these sub-environments (frames are large: a batch
+                of them may exceed the message limit); all by default, as
+                ``SyncVectorEnv.render()``.
+
+        Returns:
+            A tuple with one frame (or, for ``_list`` modes, one list of frames) per
+            rendered sub-environment.
+        """
         self._unary_ready()
         request = pb.RenderRequest(session_id=self.session_id)
+        request.env_indices.extend(env_indices or ())
         return decode_value(self._connection.call(self._connection.stub.Render, request).frames)
 
     # --- closing -------------------------------------------------------------------------
@@ -489,7 +632,7 @@ def make_vec(
     env_id: str,
     num_envs: int = 1,
     *,
-    target: str | None = None,
+    target: str | Sequence[str] | None = None,
     autoreset_mode: AutoresetMode | str = AutoresetMode.NEXT_STEP,
     token: str | None = None,
     seed: int | None = None,
@@ -497,14 +640,26 @@ def make_vec(
     timeout: float = 60.0,
     root_certificates: str | os.PathLike[str] | None = None,
     tls: bool | None = None,
+    shard_weights: Sequence[float] | None = None,
+    discover_workers: bool = True,
+    evaluation: bool = False,
     **env_options: Any,
 ) -> RemoteVectorEnv:
-    """Create a remote vector environment, like ``gymnasium.make_vec`` but on a server.
+    """Create a remote vector environment, like ``gymnasium.make_vec`` but on servers.
+
+    With one server the batch is one session there. With several (a list of targets,
+    targets separated by commas, a ``dns:///name:port`` name with several addresses,
+    or one server started with ``gymrpc-server --workers N``, which lists its worker
+    processes), the batch is split into contiguous shards, one session per server,
+    and behaves exactly as the same batch on one server: see
+    :class:`gymrpc.sharding.ShardedVectorEnv`.
 
     Args:
         env_id: Registered id on the server, e.g. ``"gymrpc/Turbofan-v0"``.
-        num_envs: Number of sub-environments.
-        target: Server ``host:port``; ``GYMRPC_TARGET``, then ``127.0.0.1:50051``.
+        num_envs: Number of sub-environments (of the whole batch).
+        target: Server ``host:port``, several separated by commas or as a list, or
+            ``dns:///name:port`` (every address the name resolves to is a server);
+            ``GYMRPC_TARGET``, then ``127.0.0.1:50051``.
         autoreset_mode: NEXT_STEP (default), SAME_STEP or DISABLED.
         token: Bearer token; ``GYMRPC_TOKEN`` by default.
         seed: Seed of the first reset without one (sub-environment i gets seed + i).
@@ -512,19 +667,81 @@ def make_vec(
         timeout: Deadline in seconds of every call and step.
         root_certificates: CA file for TLS (``GYMRPC_TLS_CA``).
         tls: Use TLS with the system's CAs (``GYMRPC_TLS``).
+        shard_weights: With several servers, each one's relative share of the batch
+            (equal by default).
+        discover_workers: With a single target, spread the batch over every worker
+            process the server lists (``GetServerInfoResponse.worker_targets``); False
+            keeps the whole batch on the target named.
+        evaluation: An evaluation session of the challenge: its episodes are scored on
+            the server's secret engines (no ``seed``; see docs/challenge.md).
         **env_options: The environment's own options (e.g. ``step_size=5``).
 
     Returns:
-        The environment; close it (or use it as a context manager) when done.
+        The environment (a :class:`gymrpc.sharding.ShardedVectorEnv`, itself a
+        ``RemoteVectorEnv``, when it spans several servers); close it (or use it as a
+        context manager) when done.
 
     Example:
         >>> with gymrpc.make_vec("CartPole-v1", num_envs=8, seed=0) as envs:  # doctest: +SKIP
         ...     observations, info = envs.reset()
     """
+    # sharding builds on RemoteVectorEnv (each shard is one), so it can only be imported
+    # once this module is: make_vec is where the two meet.
+    from gymrpc import sharding  # noqa: PLC0415
+
+    # Everything the client can check is checked before any server is contacted.
+    if vectorization_mode not in VECTORIZATION_MODES:
+        raise ValueError(
+            f"vectorization_mode: {vectorization_mode!r}; expected 'vector_entry_point', "
+            "'sync' or None"
+        )
+    check_session_arguments(num_envs, seed)
+    targets = sharding.resolve_targets(target)
+    if len(targets) == 1 and discover_workers:
+        connection = Connection(
+            ConnectionSettings.resolve(targets[0], token, root_certificates, tls, timeout)
+        )
+        try:
+            workers = sharding.worker_targets(connection)
+        except BaseException:
+            connection.close()
+            raise
+        if len(workers) == 1:
+            # A single process: its session goes on the connection that asked.
+            return RemoteVectorEnv(
+                env_id,
+                num_envs,
+                autoreset_mode=autoreset_mode,
+                vectorization_mode=vectorization_mode,
+                seed=seed,
+                env_options=env_options,
+                connection=connection,
+                evaluation=evaluation,
+            )
+        connection.close()
+        targets = workers
+    sizes = sharding.shard_sizes(num_envs, len(targets), shard_weights)
+    used = [target for target, size in zip(targets, sizes, strict=True) if size]
+    if len(used) > 1:
+        return sharding.ShardedVectorEnv(
+            env_id,
+            num_envs,
+            targets=targets,
+            shard_weights=sizes,
+            token=token,
+            autoreset_mode=autoreset_mode,
+            vectorization_mode=vectorization_mode,
+            seed=seed,
+            env_options=env_options,
+            root_certificates=root_certificates,
+            tls=tls,
+            timeout=timeout,
+            evaluation=evaluation,
+        )
     return RemoteVectorEnv(
         env_id,
         num_envs,
-        target=target,
+        target=used[0],
         token=token,
         autoreset_mode=autoreset_mode,
         vectorization_mode=vectorization_mode,
@@ -533,4 +750,5 @@ def make_vec(
         root_certificates=root_certificates,
         tls=tls,
         timeout=timeout,
+        evaluation=evaluation,
     )

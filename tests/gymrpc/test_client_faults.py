@@ -204,7 +204,7 @@ def step_with_the_request_dropped(pair: Lockstep, session: Session) -> StepResul
     assert_equivalent(actions, pair.local.action_space.sample(), "sampled actions")
     remote.step_async(actions)
     deadline = time.monotonic() + 10
-    while session.last_sequence < stream._sequence:
+    while session.sequence.last_sequence < stream._sequence:
         assert time.monotonic() < deadline, "the server never received the step"
         time.sleep(0.001)
     drop_stream(remote)

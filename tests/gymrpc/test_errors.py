@@ -73,3 +73,25 @@ def test_errors_can_be_copied() -> None:
     clone = copy.deepcopy(error)
     assert type(clone) is errors.InvalidOptionError
     assert clone.field == "env_options.x"
+
+
+def test_error_classes_and_the_reason_enum_correspond_one_to_one() -> None:
+    from gymrpc.v1 import errors_pb2
+
+    reasons = {
+        name.removeprefix("ERROR_REASON_")
+        for name in errors_pb2.ErrorReason.DESCRIPTOR.values_by_name
+        if name != "ERROR_REASON_UNSPECIFIED"
+    }
+    assert set(errors.REASON_CLASSES) == reasons
+    classes = list(errors.REASON_CLASSES.values())
+    assert len(set(classes)) == len(classes), "two reasons share a class"
+    for reason, cls in errors.REASON_CLASSES.items():
+        assert cls.default_reason == reason
+    # Every other exported class is a base standing for a code, or raised by the client
+    # itself; none claims a reason of the enum.
+    for cls in concrete_error_classes():
+        if cls in classes:
+            continue
+        assert cls in errors.BASE_CLASSES + errors.CLIENT_CLASSES, cls
+        assert cls.default_reason not in reasons, cls

@@ -7,7 +7,8 @@ machine; absolute numbers are not), prints a markdown table with the issue's tar
 ratios, and writes the table, a JSON file and a log-log plot to benchmarks/results/.
 
 Every system steps the same precomputed random actions, so action sampling is not
-timed.
+timed. One progress bar over the measurements goes to stderr with each measurement's
+result; the report goes to stdout.
 """
 
 from __future__ import annotations
@@ -31,13 +32,14 @@ from typing import Any
 import grpc
 import gymnasium as gym
 import numpy as np
+from tqdm import tqdm
 
 import gymrpc
 import gymrpc_server  # noqa: F401  (registers gymrpc/Turbofan-v0 for the in-process runs)
 from gymrpc.tensors import decode_tensor
 from gymrpc.v1 import env_service_pb2 as pb
 from gymrpc.v1 import env_service_pb2_grpc as pb_grpc
-from gymrpc.values import decode_info, decode_value, encode_value
+from gymrpc.values import decode_map, decode_value, encode_value
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -67,9 +69,33 @@ class Row:
     response_bytes: int = 0
 
 
+#: The bar over the measurements of the run (main() opens it); each row() advances it.
+BAR: tqdm[Any] | None = None
+
+
 def progress(message: str) -> None:
-    """Show progress on stderr while the benchmark runs."""
-    print(f"[bench] {message}", file=sys.stderr, flush=True)
+    """Show progress on stderr while the benchmark runs (above the bar, if there is one)."""
+    tqdm.write(f"[bench] {message}", file=sys.stderr)
+
+
+def planned_measurements(env_ids: list[str], counts: list[int], async_limit: int) -> int:
+    """How many rows the gymrpc-server part of main() measures (the bar's total).
+
+    Mirrors the functions it calls: unary, stream (+ pipelined) and the floor for every
+    batch size, the paired one-env rounds, and the in-process vectorizers.
+    """
+    total = 0
+    for env_id in env_ids:
+        for n in counts:
+            total += 1  # gymrpc_unary
+            total += 0 if n == 1 else 2  # gymrpc_stream: stream and pipelined
+            total += 1 if n == 1 else 2  # floor: unary (and stream)
+            total += 2 if n == 1 else 0  # paired_one_env: gymrpc and the floor
+            if env_id in NATIVE_ONLY:
+                total += 1
+            else:
+                total += 3 if n <= async_limit else 2
+    return total
 
 
 def timed(step: Callable[[int], object], seconds: float, warmup: float) -> tuple[int, float]:
@@ -93,6 +119,8 @@ def row(
     result = Row(
         system, env_id, num_envs, mode, calls * num_envs / elapsed, elapsed / calls * 1e6, **sizes
     )
+    if BAR is not None:
+        BAR.update(1)
     progress(
         f"{system:>14} {mode:<10} {env_id:<20} n={num_envs:<5} "
         f"{result.steps_per_second:>14,.0f} steps/s {result.us_per_step:>10.1f} µs/step"
@@ -315,7 +343,7 @@ def gymrpc_unary(
         decode_tensor(response.rewards)
         decode_tensor(response.terminations)
         decode_tensor(response.truncations)
-        decode_info(response.info)
+        decode_map(response.info)
 
     calls, elapsed = timed(step, seconds, warmup)
     sample = pb.StepRequest(session_id=session_id, actions=encode_value(bank[0]))
@@ -607,6 +635,20 @@ def main() -> None:
     counts = [int(n) for n in args.envs.split(",")]
     rows: list[Row] = []
     python = sys.executable
+    try:
+        import dm_env_rpc  # noqa: F401
+    except ImportError:
+        dm_counts = []
+        progress("dm_env_rpc is not installed (pip install -e '.[bench]'); skipping it")
+    else:
+        dm_counts = [n for n in counts if n <= args.dm_limit]
+    global BAR  # noqa: PLW0603 (one bar for the whole run, advanced by row())
+    BAR = tqdm(
+        total=planned_measurements(list(ENVS), counts, args.async_limit) + len(dm_counts),
+        desc="[bench] measurements",
+        unit="row",
+        file=sys.stderr,
+    )
     with (
         subprocess_server(
             [
@@ -639,15 +681,12 @@ def main() -> None:
                         gymrpc_target, echo_target, env_id, sizes, 3 * seconds, rounds=9
                     )
                 rows += in_process(env_id, n, seconds, warmup, args.async_limit)
-    try:
-        import dm_env_rpc  # noqa: F401
-    except ImportError:
-        progress("dm_env_rpc is not installed (pip install -e '.[bench]'); skipping it")
-    else:
+    if dm_counts:
         with subprocess_server([python, str(HERE / "dm_env_rpc_peer.py")], r"^(\d+)$") as dm_port:
-            for n in counts:
-                if n <= args.dm_limit:
-                    rows.append(dm_env_rpc_rows(f"127.0.0.1:{dm_port}", n, seconds, warmup))
+            for n in dm_counts:
+                rows.append(dm_env_rpc_rows(f"127.0.0.1:{dm_port}", n, seconds, warmup))
+    BAR.close()
+    BAR = None
     checks = targets(rows)
     info = machine()
     report = markdown(rows, checks, info)

@@ -4,9 +4,9 @@ The smallest complete gymrpc program: ``gymrpc.make_vec`` opens a session of N e
 on the server, and from then on it is an ordinary ``gymnasium.vector.VectorEnv``, so
 Gymnasium's own ``RecordEpisodeStatistics`` wrapper reports each finished episode.
 
-Start a server (``make serve``), then::
+Start a server (``make serve``), then, from the repository root::
 
-    python examples/random_agent.py --num-envs 4 --num-steps 200
+    .venv/bin/python examples/random_agent.py --num-envs 4 --num-steps 200
 """
 
 from __future__ import annotations
@@ -49,6 +49,9 @@ def main() -> None:
     )
     print(f"session of {args.num_envs} x {args.env_id} on {args.target}")
     envs.reset(seed=args.seed)
+    # Every finished episode's return. The wrapper's own return_queue only keeps the
+    # last 100, which would misreport any run longer than that.
+    returns: list[float] = []
     for step in range(args.num_steps):
         # make_vec(seed=...) also seeded the action space: the run is reproducible.
         _, _, _, _, info = envs.step(envs.action_space.sample())
@@ -56,14 +59,14 @@ def main() -> None:
         # episodes end, with the mask info["_episode"] saying which envs they were.
         if "episode" in info:
             for index in np.flatnonzero(info["_episode"]):
+                returns.append(float(info["episode"]["r"][index]))
                 print(
                     f"step {step:4d}  env {index}: episode return "
                     f"{info['episode']['r'][index]:9.1f}, length {info['episode']['l'][index]}"
                 )
     envs.close()
-    returns = np.array(envs.return_queue)
-    if len(returns):
-        print(f"{len(returns)} episodes, mean return {returns.mean():.1f}")
+    if returns:
+        print(f"{len(returns)} episodes, mean return {np.mean(returns):.1f}")
     else:
         print("no episode finished; raise --num-steps")
 

@@ -1,63 +1,97 @@
 # gymrpc developer entry points. Everything runs inside .venv, which the first target
-# that needs it creates; it is reinstalled only when pyproject.toml changes.
+# that needs it creates. Each target installs only what it needs, once per change of
+# pyproject.toml: `make serve` the lean runtime (no torch), `make proto` the code
+# generator, `make test` and `make check` everything (the `dev` extra).
 
 PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 PY := $(BIN)/python
-STAMP := $(VENV)/.installed
+# One stamp per install level; each is redone when pyproject.toml changes.
+BASE_STAMP := $(VENV)/.created
+RUNTIME_STAMP := $(VENV)/.installed-runtime
+PROTO_STAMP := $(VENV)/.installed-proto
+DEV_STAMP := $(VENV)/.installed-dev
+BENCH_STAMP := $(VENV)/.installed-bench
+# On a machine where pip would pull torch's multi-GB CUDA build, point this at
+# PyTorch's CPU index: make test TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
+TORCH_INDEX_URL ?=
+PIP := $(PY) -m pip install --quiet --disable-pip-version-check
 
 ADDRESS ?=
-PROTO_FILES := $(sort $(wildcard proto/gymrpc/v1/*.proto))
-GEN_DIR := src/gymrpc/v1
 PYTEST_ARGS ?=
 SERVE_ARGS ?=
 BENCH_ARGS ?=
 
-.PHONY: help venv proto proto-check lint fmt test check bench serve clean
+.PHONY: help venv proto proto-check proto-breaking lint fmt docs test check bench bench-transport bench-scores bench-sharding serve clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
-$(STAMP): pyproject.toml
+$(BASE_STAMP):
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
-	touch $(STAMP)
+	$(PIP) --upgrade pip
+	touch $(BASE_STAMP)
 
-venv: $(STAMP)  ## create .venv and install the project with its dev extras
+$(RUNTIME_STAMP): pyproject.toml $(BASE_STAMP)
+	$(PIP) -e .
+	touch $(RUNTIME_STAMP)
 
-proto: $(STAMP)  ## regenerate src/gymrpc/v1 from proto/
+$(PROTO_STAMP): pyproject.toml $(BASE_STAMP)
+	$(PIP) -e '.[proto]'
+	touch $(PROTO_STAMP)
+
+$(DEV_STAMP): pyproject.toml $(BASE_STAMP)
+	$(if $(TORCH_INDEX_URL),$(PIP) torch==2.13.0 --index-url $(TORCH_INDEX_URL))
+	$(PIP) -e '.[dev]'
+	touch $(DEV_STAMP) $(RUNTIME_STAMP) $(PROTO_STAMP)
+
+venv: $(DEV_STAMP)  ## create .venv with everything the tests and examples need
+
+proto: $(PROTO_STAMP)  ## regenerate src/gymrpc/v1 from proto/
 	$(PY) tools/gen_proto.py --out src
 
-proto-check: $(STAMP)  ## fail if src/gymrpc/v1 is not what make proto would write
+proto-check: $(PROTO_STAMP)  ## fail if src/gymrpc/v1 is not what make proto would write
 	$(PY) tools/gen_proto.py --check
 
-lint: $(STAMP)  ## ruff, mypy --strict on hand-written code, buf lint and format check
+proto-breaking: $(PROTO_STAMP)  ## fail if proto/ breaks the last released schema (buf breaking)
+	$(PY) tools/gen_proto.py --breaking
+
+lint: $(DEV_STAMP)  ## ruff, mypy --strict on hand-written code, buf lint and format check
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(PY) tools/gen_proto.py --buf-lint
 
-fmt: $(STAMP)  ## format Python and proto sources in place
+fmt: $(DEV_STAMP)  ## format Python and proto sources in place
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
-	$(BIN)/buf format -w proto
+	$(BIN)/buf format -w --path proto/gymrpc
 
-test: $(STAMP)  ## run the test-suite
+docs: $(DEV_STAMP)  ## regenerate the generated parts of README.md (the flag table)
+	$(PY) tools/gen_docs.py
+
+test: $(DEV_STAMP)  ## run the test-suite
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-check: proto-check lint test  ## what CI runs
+check: proto-check proto-breaking lint test  ## what CI runs
 
-BENCH_STAMP := $(VENV)/.installed-bench
-$(BENCH_STAMP): $(STAMP)
-	$(PY) -m pip install --quiet -e '.[dev,bench]'
+$(BENCH_STAMP): $(DEV_STAMP)
+	$(PIP) -e '.[dev,bench]'
 	touch $(BENCH_STAMP)
 
-bench: $(BENCH_STAMP)  ## benchmark against the gRPC floor, in-process vectorizers and dm_env_rpc
+bench: bench-transport bench-scores bench-sharding  ## every benchmark below, into benchmarks/results/
+
+bench-transport: $(BENCH_STAMP)  ## gymrpc against the gRPC floor, in-process vectorizers and dm_env_rpc
 	$(PY) benchmarks/bench.py $(BENCH_ARGS)
 
-serve: $(STAMP)  ## run the server; ADDRESS=host:port overrides GYMRPC_ADDRESS / 127.0.0.1:50051
+bench-scores: $(BENCH_STAMP)  ## evaluation sessions against ordinary ones; episodes recorded per second
+	$(PY) benchmarks/bench_scores.py
+
+bench-sharding: $(BENCH_STAMP)  ## one batch over 1-8 servers, and the server's --workers
+	$(PY) benchmarks/bench_sharding.py
+
+serve: $(RUNTIME_STAMP)  ## run the server (blocks); ADDRESS=host:port, SERVE_ARGS="--flags"
 	$(BIN)/gymrpc-server $(if $(ADDRESS),--address $(ADDRESS)) $(SERVE_ARGS)
 
 clean:  ## remove the virtualenv and caches

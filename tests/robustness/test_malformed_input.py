@@ -72,7 +72,7 @@ from gymrpc.v1 import env_service_pb2 as pb
 from gymrpc.v1 import env_service_pb2_grpc as pb_grpc
 from gymrpc.v1.tensor_pb2 import DataType, Tensor
 from gymrpc.v1.value_pb2 import ObjectArray, Value, ValueList, ValueMap, ValueMapEntry
-from gymrpc.values import decode_info, decode_value, encode_value
+from gymrpc.values import decode_map, decode_value, encode_value
 
 TURBOFAN = "gymrpc/Turbofan-v0"
 PENDULUM = "Pendulum-v1"
@@ -494,7 +494,7 @@ class Mirror:
             decode_tensor(outcome.rewards),
             decode_tensor(outcome.terminations),
             decode_tensor(outcome.truncations),
-            decode_info(outcome.info),
+            decode_map(outcome.info),
         )
         assert_equivalent(got, normalized(self.local.step(actions)), f"{self.env_id} step")
 
@@ -508,7 +508,7 @@ class Mirror:
             options = {"reset_mask": decode_tensor(request.reset_mask)}
         # VectorEnv annotates seed as int | None; SyncVectorEnv also takes per-env lists.
         want = self.local.reset(seed=cast(Any, requested_seeds(request)), options=options)
-        got = (decode_value(outcome.observations), decode_info(outcome.info))
+        got = (decode_value(outcome.observations), decode_map(outcome.info))
         assert_equivalent(got, want, f"{self.env_id} reset")
 
     def close(self) -> None:
@@ -543,7 +543,7 @@ class Prediction:
 
 def predict(model: StreamModel, target: Target, request: pb.StreamSessionRequest) -> Prediction:
     """The stream rules of env_service.proto, applied to one request."""
-    if request.WhichOneof("request") is None:
+    if request.WhichOneof("request") is None or not target.session_id:
         return Prediction("invalid")
     if model.bound is None:
         if target.mirror is None:
@@ -643,7 +643,11 @@ class Attack(RuleBasedStateMachine):
             "Render": lambda: self.stub.Render(pb.RenderRequest(session_id=session_id)),
         }
         outcome = answer("foreign session", requests[call])
-        assert_refused(outcome, grpc.StatusCode.NOT_FOUND, "SESSION_NOT_FOUND")
+        if not session_id:
+            # An empty id names nothing: a malformed request, not a missing session.
+            assert_refused(outcome, grpc.StatusCode.INVALID_ARGUMENT, "INVALID_ARGUMENT")
+        else:
+            assert_refused(outcome, grpc.StatusCode.NOT_FOUND, "SESSION_NOT_FOUND")
 
     def foreign_id(self, whose: str, random_id: str) -> str:
         return {
@@ -806,7 +810,7 @@ def test_fuzzed_requests_and_streams(arena: Running) -> None:
 
 # --- CreateSession --------------------------------------------------------------------
 
-ENV_IDS = [TURBOFAN, PENDULUM, CARTPOLE, "gymrpc-test/DictObs-v0", "gymrpc-test/TextObs-v0"]
+ENV_IDS = [TURBOFAN, PENDULUM, CARTPOLE, "gymrpc-test/DictObs-v0", "gymrpc-test/CustomSpace-v0"]
 ABSURD_INTS = [0, -1, -2, 101, 2**31, 2**32 + 1, -(2**63), 2**63 - 1]
 TURBOFAN_PARAMS = ["wear_mean", "hazard_base", "shop_days", "sale_value", "failure_reward"]
 ENUMS = st.integers(4, 2**31 - 1) | st.integers(-(2**31), -1)
@@ -837,7 +841,7 @@ ENV_OPTIONS: dict[str, dict[str, st.SearchStrategy[Value]]] = {
         "end_probability": encoded(st.floats(0, 1)),
         "render_mode": encoded(st.just("rgb_array")),
     },
-    "gymrpc-test/TextObs-v0": {},
+    "gymrpc-test/CustomSpace-v0": {},
 }
 #: Values no option takes, or not in range; and names no environment takes.
 ABSURD_VALUES = st.one_of(

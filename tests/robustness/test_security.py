@@ -35,7 +35,7 @@ from gymrpc.tensors import encode_tensor
 from gymrpc.v1 import env_service_pb2 as pb
 from gymrpc.v1.tensor_pb2 import DataType, Tensor
 from gymrpc.v1.value_pb2 import Value
-from gymrpc.values import decode_info, decode_value, encode_value
+from gymrpc.values import decode_map, decode_value, encode_value
 from gymrpc_server.config import ServerConfig, is_loopback_address
 from gymrpc_server.server import create_server
 
@@ -97,7 +97,7 @@ def test_without_a_valid_token_only_health_answers(secured: Running, credentials
     for path in GUARDED:
         error = rpc_error(_raw(channel, path, BAD_CREDENTIALS[credentials]))
         assert error.code() is grpc.StatusCode.UNAUTHENTICATED, (path, error.details())
-        assert "authorization: missing or invalid bearer token" in (error.details() or "")
+        assert "missing or invalid bearer token" in (error.details() or "")
     # Naming a real session changes nothing: no NOT_FOUND, no answer, no side effect.
     for method, request in (
         ("GetSession", pb.GetSessionRequest(session_id=session.session_id)),
@@ -217,7 +217,7 @@ def hidden_keys(stub: Any, session: pb.Session) -> set[str]:
     """The hidden-state keys in the info of a reset and a step of a session."""
     reset = stub.Reset(pb.ResetRequest(session_id=session.session_id, seed=0))
     step = stub.Step(step_request(session.session_id, [0] * session.num_envs))
-    keys = set(decode_info(reset.info)) | set(decode_info(step.info))
+    keys = set(decode_map(reset.info)) | set(decode_map(step.info))
     return keys & set(HIDDEN)
 
 
@@ -303,7 +303,7 @@ def test_reflective_calls_cannot_reach_privileged_attributes(secured: Running, c
         assert outcome.code() is grpc.StatusCode.PERMISSION_DENIED, outcome.details()
     else:
         step = alice.Step(step_request(session.session_id, [0, 0]))
-        exposed = set(decode_info(step.info)) & set(HIDDEN)
+        exposed = set(decode_map(step.info)) & set(HIDDEN)
         pytest.fail(
             f"{name}{tuple(args)} answered {[decode_value(v) for v in outcome.results]}; "
             f"hidden keys now in alice's info: {sorted(exposed)}"

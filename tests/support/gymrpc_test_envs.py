@@ -132,21 +132,40 @@ class FaultyEnv(gym.Env[np.ndarray[Any, Any], np.int64]):
         return np.zeros(1, np.float32), 0.0, False, False, info
 
 
-class TextObsEnv(gym.Env[str, np.int64]):
-    """Observes text, which protocol v1 cannot describe."""
+class OpaqueSpace(spaces.Space[str]):
+    """A custom space outside Gymnasium's set: no protocol can describe it."""
 
     def __init__(self) -> None:
-        self.observation_space = spaces.Text(8)
+        super().__init__(shape=None, dtype=None)
+
+    def sample(self, mask: Any = None, probability: Any = None) -> str:
+        return "opaque"
+
+    def contains(self, x: Any) -> bool:
+        return bool(x == "opaque")
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, OpaqueSpace)
+
+    def __hash__(self) -> int:
+        return hash(OpaqueSpace)
+
+
+class CustomSpaceEnv(gym.Env[str, np.int64]):
+    """Observes values of a custom Space subclass, which the protocol cannot describe."""
+
+    def __init__(self) -> None:
+        self.observation_space = OpaqueSpace()
         self.action_space = spaces.Discrete(2)
 
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[str, dict[str, Any]]:
         super().reset(seed=seed)
-        return "hello", {}
+        return "opaque", {}
 
     def step(self, action: np.int64) -> tuple[str, float, bool, bool, dict[str, Any]]:
-        return "hello", 0.0, False, False, {}
+        return "opaque", 0.0, False, False, {}
 
 
 class BigInfoEnv(gym.Env[np.ndarray[Any, Any], np.int64]):
@@ -179,7 +198,7 @@ def register() -> None:
         ("gymrpc-test/DictObs-v0", DictObsEnv, None),
         ("gymrpc-test/Slow-v0", SlowEnv, None),
         ("gymrpc-test/Faulty-v0", FaultyEnv, None),
-        ("gymrpc-test/TextObs-v0", TextObsEnv, None),
+        ("gymrpc-test/CustomSpace-v0", CustomSpaceEnv, None),
         ("gymrpc-test/BigInfo-v0", BigInfoEnv, None),
     )
     for env_id, entry_point, steps in entries:

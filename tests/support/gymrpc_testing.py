@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import queue
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -114,8 +116,21 @@ class Running:
 Serve = Callable[..., Running]
 
 
+def server_environ() -> dict[str, str]:
+    """The environment of a server subprocess: it can import the test environments."""
+    support = str(Path(__file__).resolve().parent)
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([support, *sys.path])}
+
+
 def server_command(*flags: str) -> list[str]:
-    """The command line of a server process on 127.0.0.1, port 0, with the test envs."""
+    """The command line of a server process on 127.0.0.1, port 0, with the test envs.
+
+    Without a ``--database`` flag the server keeps no scores (``--database none``), so
+    that no test writes into the user's data directory.
+    """
+    database = (
+        [] if any(flag.startswith("--database") for flag in flags) else ["--database", "none"]
+    )
     return [
         sys.executable,
         "-m",
@@ -124,6 +139,7 @@ def server_command(*flags: str) -> list[str]:
         "127.0.0.1:0",
         "--env-module",
         "gymrpc_test_envs",
+        *database,
         *flags,
     ]
 
@@ -131,6 +147,9 @@ def server_command(*flags: str) -> list[str]:
 def start_server(**overrides: Any) -> Running:
     """Start a server on 127.0.0.1, port 0, with the given ServerConfig overrides."""
     overrides.setdefault("env_modules", ("gymrpc_test_envs",))
+    # Tests that need scores give a database of their own; the others keep none, so that
+    # no test writes into the user's data directory.
+    overrides.setdefault("database", "none")
     config = ServerConfig(address="127.0.0.1:0", **overrides)
     server, port = create_server(config)
     server.start()

@@ -91,7 +91,22 @@ bench-scores: $(BENCH_STAMP)  ## evaluation sessions against ordinary ones; epis
 bench-sharding: $(BENCH_STAMP)  ## one batch over 1-8 servers, and the server's --workers
 	$(PY) benchmarks/bench_sharding.py
 
-serve: $(RUNTIME_STAMP)  ## run the server (blocks); ADDRESS=host:port, SERVE_ARGS="--flags"
+# The extras that the serving flags ask for (in SERVE_ARGS or the GYMRPC_* variables),
+# installed on top of the lean runtime by `make serve`, once each.
+SERVE_EXTRAS := $(strip \
+	$(if $(findstring --http-address,$(SERVE_ARGS))$(GYMRPC_HTTP_ADDRESS),web) \
+	$(if $(findstring --metrics-address,$(SERVE_ARGS))$(GYMRPC_METRICS_ADDRESS),metrics) \
+	$(if $(findstring postgresql,$(SERVE_ARGS) $(GYMRPC_DATABASE)),postgres))
+EMPTY :=
+SPACE := $(EMPTY) $(EMPTY)
+COMMA := ,
+SERVE_EXTRAS_STAMP := $(if $(SERVE_EXTRAS),$(VENV)/.installed-serve-$(subst $(SPACE),-,$(SERVE_EXTRAS)))
+
+$(VENV)/.installed-serve-%: pyproject.toml $(RUNTIME_STAMP)
+	$(PIP) -e '.[$(subst -,$(COMMA),$*)]'
+	touch $@
+
+serve: $(RUNTIME_STAMP) $(SERVE_EXTRAS_STAMP)  ## run the server (blocks); ADDRESS=host:port, SERVE_ARGS="--flags"
 	$(BIN)/gymrpc-server $(if $(ADDRESS),--address $(ADDRESS)) $(SERVE_ARGS)
 
 clean:  ## remove the virtualenv and caches

@@ -13,17 +13,15 @@ import logging
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, NoReturn, TypeVar
+from typing import Any, TypeVar
 
 import grpc
 from google.protobuf import duration_pb2
-from grpc_status import rpc_status
 
 from gymrpc import __version__
 from gymrpc.errors import (
     EnvironmentFailureError,
     GymrpcError,
-    InternalServerError,
     InvalidActionError,
     InvalidArgumentError,
     InvalidOptionError,
@@ -39,7 +37,7 @@ from gymrpc.v1 import env_service_pb2 as pb
 from gymrpc.v1 import env_service_pb2_grpc as pb_grpc
 from gymrpc.values import decode_value, fill_map, fill_value
 from gymrpc_server.auth import Identity
-from gymrpc_server.calls import identity_of
+from gymrpc_server.calls import abort, identity_of, internal_error
 from gymrpc_server.catalogue import Vectorization
 from gymrpc_server.describe import EnvironmentDescriber, fill_np_random_seed, session_message
 from gymrpc_server.lifecycle import Lifecycle
@@ -103,7 +101,7 @@ class EnvServicer(pb_grpc.EnvServiceServicer):
     def _unary(self, context: grpc.ServicerContext, handler: Callable[[Identity], _T]) -> _T:
         """Run a unary handler, turning every exception into a precise status."""
         if self._lifecycle.stopping.is_set():
-            _abort(context, ShuttingDownError("the server is shutting down; try again later"))
+            abort(context, ShuttingDownError("the server is shutting down; try again later"))
         identity = identity_of(context)
         with self._lifecycle:
             try:
@@ -113,7 +111,7 @@ class EnvServicer(pb_grpc.EnvServiceServicer):
             except Exception as error:
                 failure = _internal(error)
         self._metrics.failed(failure)
-        _abort(context, failure)
+        abort(context, failure)
 
     def _decode_map(self, values: Mapping[str, Any], field: str) -> dict[str, Any]:
         return {
@@ -278,7 +276,7 @@ class EnvServicer(pb_grpc.EnvServiceServicer):
         with self._lifecycle.stream(getattr(context, "raw", context)):
             for request in request_iterator:
                 if self._lifecycle.stopping.is_set():
-                    _abort(context, ShuttingDownError("the server is shutting down; no new work"))
+                    abort(context, ShuttingDownError("the server is shutting down; no new work"))
                 with self._lifecycle:
                     response = pb.StreamSessionResponse(sequence=request.sequence)
                     try:
@@ -616,12 +614,4 @@ def _error_bytes(response: pb.StreamSessionResponse, error: GymrpcError) -> byte
 
 
 def _internal(error: Exception) -> GymrpcError:
-    logger.exception("unexpected server error")
-    return InternalServerError(
-        f"the server failed unexpectedly ({type(error).__name__}: {error}); please report it"
-    )
-
-
-def _abort(context: grpc.ServicerContext, error: GymrpcError) -> NoReturn:
-    context.abort_with_status(rpc_status.to_status(error.to_status()))
-    raise AssertionError("abort_with_status returned")  # pragma: no cover
+    return internal_error(error, "the environment service")

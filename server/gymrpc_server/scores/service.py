@@ -10,14 +10,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import datetime
-from typing import Final, NoReturn, TypeVar
+from typing import Final, TypeVar
 
 import grpc
-from grpc_status import rpc_status
 
 from gymrpc.errors import (
     GymrpcError,
-    InternalServerError,
     InvalidArgumentError,
     PermissionDeniedError,
     ScoresUnavailableError,
@@ -27,7 +25,7 @@ from gymrpc.v1 import scores_pb2 as spb
 from gymrpc.v1 import scores_pb2_grpc as spb_grpc
 from gymrpc.values import fill_value
 from gymrpc_server.auth import Identity
-from gymrpc_server.calls import identity_of
+from gymrpc_server.calls import abort, identity_of, internal_error
 from gymrpc_server.lifecycle import Lifecycle
 from gymrpc_server.scores.episodes import Ending, Episode
 from gymrpc_server.scores.errors import StoreUnavailableError
@@ -135,7 +133,7 @@ class ScoresServicer(spb_grpc.ScoresServiceServicer):
     def _unary(self, context: grpc.ServicerContext, handler: Callable[[Identity], _T]) -> _T:
         """Run a handler, turning every exception into a precise status."""
         if self._lifecycle.stopping.is_set():
-            _abort(context, ShuttingDownError("the server is shutting down; try again later"))
+            abort(context, ShuttingDownError("the server is shutting down; try again later"))
         identity = identity_of(context)
         with self._lifecycle:
             try:
@@ -152,12 +150,8 @@ class ScoresServicer(spb_grpc.ScoresServiceServicer):
             except ValueError as error:  # the store's own checks: page tokens, windows
                 failure = InvalidArgumentError(f"page_token: {error}", field="page_token")
             except Exception as error:
-                logger.exception("unexpected error in the scores service")
-                failure = InternalServerError(
-                    f"the server failed unexpectedly ({type(error).__name__}: {error}); "
-                    "please report it"
-                )
-        _abort(context, failure)
+                failure = internal_error(error, "the scores service")
+        abort(context, failure)
 
     @staticmethod
     def _whose(identity: Identity, user: str, what: str) -> str:
@@ -258,8 +252,3 @@ class ScoresServicer(spb_grpc.ScoresServiceServicer):
             return response
 
         return self._unary(context, handle)
-
-
-def _abort(context: grpc.ServicerContext, error: GymrpcError) -> NoReturn:
-    context.abort_with_status(rpc_status.to_status(error.to_status()))
-    raise AssertionError("abort_with_status returned")  # pragma: no cover

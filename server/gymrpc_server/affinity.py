@@ -12,8 +12,12 @@ bound alike.
 included, on one thread of its own. Which sessions need one is decided by
 :func:`needs_own_thread`: those created with a render mode (the rendering back-ends
 are what binds), and those of environments whose metadata says
-``"gymrpc.thread_bound": True``. Other sessions are called directly, since handing a
-step to another thread costs two thread wake-ups per step.
+``"gymrpc.thread_bound": True``. A session whose environment turns out to render
+without the option (its registration or constructor chose the render mode) gets a
+thread once it is built (:func:`renders`): the back-ends bind at the first render,
+not at construction, so all the calls that matter still run on one thread. Other
+sessions are called directly, since handing a step to another thread costs two thread
+wake-ups per step.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Final, ParamSpec, TypeVar
 
-__all__ = ["THREAD_BOUND", "EnvThread", "needs_own_thread"]
+__all__ = ["THREAD_BOUND", "EnvThread", "needs_own_thread", "renders"]
 
 #: Metadata key by which an environment asks for one thread for all its calls.
 THREAD_BOUND: Final = "gymrpc.thread_bound"
@@ -43,6 +47,11 @@ def needs_own_thread(metadata: Mapping[str, Any], options: Mapping[str, Any]) ->
         True
     """
     return options.get("render_mode") is not None or bool(metadata.get(THREAD_BOUND))
+
+
+def renders(env: Any) -> bool:
+    """Whether a built environment renders (has a render mode), whatever chose it."""
+    return getattr(env, "render_mode", None) is not None
 
 
 class EnvThread:

@@ -28,7 +28,7 @@ from gymrpc.errors import (
     SessionNotFoundError,
     StepQuotaExhaustedError,
 )
-from gymrpc_server.affinity import EnvThread, needs_own_thread
+from gymrpc_server.affinity import EnvThread, needs_own_thread, renders
 from gymrpc_server.auth import Identity
 from gymrpc_server.catalogue import BuildPlan, BuiltEnv, Catalogue, EnvEntry, Vectorization
 from gymrpc_server.policy import AccessPolicy
@@ -153,6 +153,10 @@ class SessionRegistry:
                 episodes=episodes,
             )
             built = build() if thread is None else thread.run(build)
+            if thread is None and renders(built.env):
+                # The registration chose the render mode: the back-end binds at the
+                # first render, which will now come from this thread, like every call.
+                thread = EnvThread(f"gymrpc-env-{session_id[:8]}")
             try:
                 self._check_result_size(built.env, env_id, autoreset_mode)
             except Exception:

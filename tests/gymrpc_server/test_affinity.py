@@ -21,6 +21,8 @@ import gymrpc
 
 RECORDER = "gymrpc-test-affinity/Recorder-v0"
 BOUND = "gymrpc-test-affinity/Bound-v0"
+#: The recorder with its render mode chosen by its entry point, not by an option.
+REGISTERED_RENDERING = "gymrpc-test-affinity/RegisteredRendering-v0"
 #: Thread names by call, across every environment built by the tests (closed ones too).
 CALLS: list[tuple[int, str, str]] = []
 
@@ -81,6 +83,15 @@ for _env_id, _entry_point in _ENTRY_POINTS.items():
         gym.register(_env_id, entry_point=_entry_point, disable_env_checker=True)
 
 
+def rendering_recorder(**kwargs: Any) -> RecorderEnv:
+    """A recorder whose render mode no option sets, as a shipped env callable has it."""
+    return RecorderEnv(render_mode="rgb_array", **kwargs)
+
+
+if REGISTERED_RENDERING not in gym.registry:
+    gym.register(REGISTERED_RENDERING, entry_point=rendering_recorder, disable_env_checker=True)
+
+
 @pytest.fixture
 def server(serve: Serve) -> Running:
     return serve(attribute_access="all")
@@ -93,7 +104,7 @@ def threads_of_a_life(target: str, env_id: str, **options: Any) -> dict[str, set
         envs.reset(seed=0)
         envs.step(np.array([0, 1]))  # on the stream's thread
         envs.reset(seed=1)
-        if options.get("render_mode"):
+        if options.get("render_mode") or env_id == REGISTERED_RENDERING:
             envs.render()  # unary, on a pool thread
         envs.call("poke")
         envs.set_attr("probe", 3)
@@ -111,6 +122,19 @@ def test_a_rendering_session_makes_every_call_on_one_thread_of_its_own(server: R
     assert threads["close"] == threads["call"]
     (name,) = threads["call"]
     assert name.startswith("gymrpc-env-")
+
+
+def test_a_render_mode_chosen_by_the_entry_point_gets_one_from_the_first_reset(
+    server: Running,
+) -> None:
+    # As the peers' suites ship callables that build MuJoCo environments with a render
+    # mode: the server sees no option, and the built environment renders.
+    threads = threads_of_a_life(server.target, REGISTERED_RENDERING)
+    rendered_on = {name for name in threads["call"] if name.startswith("gymrpc-env-")}
+    assert len(rendered_on) == 1, threads
+    # Construction ran on the creating thread; every call after it on the session's own.
+    assert len(threads["call"] - rendered_on) == 1, threads
+    assert threads["close"] == rendered_on
 
 
 def test_an_environment_that_says_it_is_thread_bound_gets_one_too(server: Running) -> None:

@@ -45,7 +45,7 @@ from gymrpc_server.scores.database import (
 from gymrpc_server.scores.episodes import MAX_K, Episode
 from gymrpc_server.scores.errors import StoreOpenError, StoreUnavailableError
 from gymrpc_server.scores.schema import counters
-from gymrpc_server.scores.seeds import derive_seed, load_or_create_secret
+from gymrpc_server.scores.seeds import SeedDeriver, load_or_create_secret
 from gymrpc_server.scores.writer import EpisodeWriter, StoreStatus
 
 __all__ = ["ScoreStore", "StoreSettings", "open_store"]
@@ -160,6 +160,9 @@ class ScoreStore:
         self._anchor = anchor
         self._database = database
         self.__secret = secret  # only evaluation_seed reads it
+        # One HMAC prefix per environment, kept (the dict is only added to; setdefault
+        # keeps concurrent first uses consistent).
+        self.__derivers: dict[str, SeedDeriver] = {}
         self.settings = settings
         self._closed = False
         self._writer = EpisodeWriter(
@@ -279,7 +282,10 @@ class ScoreStore:
         See :func:`gymrpc_server.scores.seeds.derive_seed` for the derivation. The same
         on every server sharing the database, and after restarts.
         """
-        return derive_seed(self.__secret, env_id, k)
+        derive = self.__derivers.get(env_id)
+        if derive is None:
+            derive = self.__derivers.setdefault(env_id, SeedDeriver(self.__secret, env_id))
+        return derive(k)
 
     # Queries.
 

@@ -15,6 +15,7 @@ Example::
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -54,7 +55,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         status: int = args.handler(args)
+        sys.stdout.flush()
     except GymrpcError as error:
         print(f"gymrpc: {error}", file=sys.stderr)
         return 1
+    except BrokenPipeError:
+        # The reader went away (`gymrpc episodes --csv | head`): stop quietly, as
+        # Unix tools do, and keep Python from complaining about the flush at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE, the shell's status for a command a pipe stopped
     return status

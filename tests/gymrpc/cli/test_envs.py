@@ -69,3 +69,20 @@ def test_an_unknown_environment_and_an_unreachable_server_fail_in_one_line(
     error = capsys.readouterr().err
     assert error.count("\n") == 1
     assert "127.0.0.1:1" in error
+
+
+def test_a_reader_that_stops_early_stops_the_command_quietly(running: Running) -> None:
+    # As `gymrpc envs --json | head` does: the JSON (some 80 KB) overflows the pipe, the
+    # reader closes it, and the command ends without a traceback.
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gymrpc.cli", "envs", "--json", "--target", running.target],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert process.stdout is not None
+    assert process.stderr is not None
+    assert process.stdout.read(10) == b"[\n  {\n    "
+    process.stdout.close()
+    assert process.wait(timeout=60) == 141
+    assert process.stderr.read() == b""
+    process.stderr.close()

@@ -154,7 +154,7 @@ class SessionRegistry:
             )
             built = build() if thread is None else thread.run(build)
             if thread is None and renders(built.env):
-                # The registration chose the render mode: the back-end binds at the
+                # Its entry point or registration chose a render mode: the back-end binds at the
                 # first render, which will now come from this thread, like every call.
                 thread = EnvThread(f"gymrpc-env-{session_id[:8]}")
             try:

@@ -61,7 +61,7 @@ class SeedDeriver:
 
     HMAC-SHA256 of the message's common prefix (domain and env_id) is computed once;
     each k copies that state and adds its 8 bytes, which gives the same digest as
-    hashing the whole message and costs a third of it (evaluation sessions derive one
+    hashing the whole message at about half the cost (evaluation sessions derive one
     seed per episode, on the stepping path).
 
     Example:

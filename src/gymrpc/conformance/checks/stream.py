@@ -85,6 +85,23 @@ def stream_error(
     _stream_error(response, refusal, subject, rule, message_format=False)
 
 
+def _remembered(
+    response: pb.StreamSessionResponse,
+    first: pb.StreamSessionResponse,
+    subject: str,
+    expected: str,
+    rule: str,
+) -> None:
+    """Check that a repeated request was answered from memory: the response ``first`` got."""
+    if response != first:
+        raise Violation(
+            subject,
+            received=str(response).strip().replace("\n", " ")[:200],
+            expected=expected,
+            rule=rule,
+        )
+
+
 def _out_of_order(last: int, field: str = "sequence") -> Refusal:
     metadata = (("last_sequence", str(last)),) if field == "sequence" else ()
     return Refusal(_INVALID, "OUT_OF_ORDER", field=field, metadata=metadata)
@@ -237,13 +254,7 @@ def consumption(probe: Probe) -> None:
     stream_error(response, _out_of_order(3), subject, _rule("3c and 4"))
     subject = "the failed step sent again unchanged, sequence 3"
     again = driver.stream.request(3, subject, step=bad)
-    if again != first:
-        raise Violation(
-            subject,
-            received=str(again).strip().replace("\n", " ")[:200],
-            expected="the remembered error response, unchanged",
-            rule=_rule("5"),
-        )
+    _remembered(again, first, subject, "the remembered error response, unchanged", _rule("5"))
     driver.step(4, [0, 2], subject="sequence 4 (the failed request changed nothing)")
 
 
@@ -262,19 +273,11 @@ def retry(probe: Probe) -> None:
     second = probe.stream()
     subject = "sequence 2 repeated identically on a new stream"
     replayed = second.request(2, subject, step=driver.step_request([2, 1]))
-    if replayed != first:
-        raise Violation(
-            subject,
-            received=str(replayed).strip().replace("\n", " ")[:200],
-            expected="the response sequence 2 got the first time",
-            rule=_rule("5"),
-        )
+    _remembered(replayed, first, subject, "the response sequence 2 got the first time", _rule("5"))
     third = driver.step(3, [1, 1], stream=second, subject="sequence 3 (the retry was not run)")
     subject = "sequence 3 repeated identically on the same stream"
-    if second.request(3, subject, step=driver.step_request([1, 1])) != third:
-        raise Violation(
-            subject, received="a different response", expected="the remembered one", rule=_rule("5")
-        )
+    response = second.request(3, subject, step=driver.step_request([1, 1]))
+    _remembered(response, third, subject, "the remembered one", _rule("5"))
 
 
 @check(
@@ -292,10 +295,8 @@ def retry_different(probe: Probe) -> None:
     response = driver.stream.request(2, subject, step=driver.step_request([1, 1]))
     stream_error(response, _out_of_order(2), subject, _rule("3c"))
     subject = "sequence 2 repeated identically after that refusal"
-    if driver.stream.request(2, subject, step=driver.step_request([0, 1])) != first:
-        raise Violation(
-            subject, received="a different response", expected="the remembered one", rule=_rule("5")
-        )
+    response = driver.stream.request(2, subject, step=driver.step_request([0, 1]))
+    _remembered(response, first, subject, "the remembered one", _rule("5"))
     driver.step(3, [2, 2], subject="sequence 3 (nothing was run twice)")
 
 
